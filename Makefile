@@ -1,0 +1,39 @@
+# Two commands do all set-up: `make demo` and `make test`. Each creates .venv when missing and
+# installs the exact lock (requirements.lock) before it runs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test env lock ui clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "emostore needs Python 3.11 (found %d.%d)" % sys.version_info[:2]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+demo: env
+	$(BIN)/emostore demo
+
+test: env
+	$(BIN)/python -m pytest -q
+
+ui: env
+	$(BIN)/emostore ui
+
+# Re-resolve the lock from pyproject's ranges (needs the package registry).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade "pip>=24"
+	.venv-lock/bin/python -m pip install --quiet -e ".[test]"
+	.venv-lock/bin/python -m pip freeze --all --exclude-editable | grep -v -e '^emostore' -e '^pip==' > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) store store.dagster demo

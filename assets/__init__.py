@@ -1,0 +1,1 @@
+"""Software-defined assets, one folder per domain (corpora, meld, audio, text, vision, training)."""

@@ -1,0 +1,5 @@
+"""Assets of the corpora domain."""
+
+import dagster as dg
+
+defs = dg.Definitions()

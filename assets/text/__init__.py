@@ -1,0 +1,5 @@
+"""Assets of the text domain."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,5 @@
+"""Assets of the training domain."""
+
+import dagster as dg
+
+defs = dg.Definitions()

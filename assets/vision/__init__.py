@@ -1,0 +1,5 @@
+"""Assets of the vision domain."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,1 @@
+"""PyTorch code: encoder wrappers, trainable heads and fusion models (no Dagster here)."""

@@ -1,0 +1,1 @@
+"""Dagster wiring: definitions, resources, settings, the CLI. Only entry points import this."""

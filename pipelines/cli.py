@@ -1,0 +1,332 @@
+"""`emostore`: the command line. Heavy libraries (dagster, torch, polars) load only inside commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="emostore: a feature store and training bench for multimodal emotion recognition.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_state: dict[str, Optional[str]] = {"config": None}
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="emostore.toml to use (else $EMOSTORE_CONFIG, else ./emostore.toml, else the demo default)."),
+]
+
+
+@app.callback()
+def _main(config: ConfigOpt = None) -> None:
+    _state["config"] = str(config) if config else None
+
+
+def _settings():
+    from pipelines.settings import ConfigError, load_settings
+
+    try:
+        return load_settings(_state["config"])
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str, code: int = 2):
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def _defs_and_instance(settings):
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import instance_for
+
+    return build_definitions(settings), instance_for(settings)
+
+
+def _progress(i: int, n: int, target, what: str, took: float) -> None:
+    if what == "running":
+        typer.echo(f"[{i}/{n}] {target} ...", err=True)
+    else:
+        color = "red" if what != "done" else None
+        typer.secho(f"[{i}/{n}] {target}: {what} ({took:.1f} s)", fg=color, err=True)
+
+
+# -- Dagster -----------------------------------------------------------------------------------
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port for the UI.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start the Dagster UI (webserver and daemon) on 127.0.0.1; Ctrl-C stops all of it."""
+    settings = _settings()
+    from pipelines.runner import prepare_dagster_home
+
+    home = prepare_dagster_home(settings)
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "pipelines.definitions",
+               "-h", host, "-p", str(port)]
+    typer.echo(f"config: {settings.source}\nstore: {settings.store.root}\nDAGSTER_HOME: {home}")
+    typer.echo(f"Dagster UI at http://{host}:{port}  (Ctrl-C to stop)")
+    # Its own process group, so one signal reaches the webserver, daemon and code servers.
+    process = subprocess.Popen(command, start_new_session=True)
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while process.poll() is None and not stopping:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        code = stop_process_group(process)
+    raise typer.Exit(0 if stopping or code in (0, -signal.SIGTERM, -signal.SIGINT, None) else code)
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 15.0) -> int | None:
+    """SIGTERM the whole group, wait, then SIGKILL whatever of it (or its descendants) is left."""
+    import psutil
+
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        for child in descendants:
+            try:
+                child.send_signal(sig)
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            process.wait(timeout=grace if sig == signal.SIGTERM else 5)
+        except subprocess.TimeoutExpired:
+            continue
+        _, alive = psutil.wait_procs(descendants, timeout=grace if sig == signal.SIGTERM else 5)
+        if not alive:
+            break
+        descendants = alive
+    return process.returncode
+
+
+@app.command()
+def status(
+    selection: Annotated[Optional[str], typer.Argument(help="Dagster selection, e.g. 'meld_utterances+' or 'group:audio'.")] = None,
+) -> None:
+    """List every asset (and partition) as fresh, stale or missing, with the reason."""
+    settings = _settings()
+    from pipelines.runner import select, states
+
+    defs, instance = _defs_and_instance(settings)
+    try:
+        keys = select(defs, selection)
+    except ValueError as exc:
+        _fail(str(exc))
+    rows = states(defs, instance, keys)
+    width = max((len(str(r.target)) for r in rows), default=10)
+    colors = {"fresh": "green", "stale": "yellow", "missing": "red"}
+    for row in rows:
+        typer.echo(f"{str(row.target):<{width}}  " + typer.style(f"{row.state:<7}", fg=colors[row.state])
+                   + (f"  {row.reason}" if row.reason else ""))
+    counts = {s: sum(r.state == s for r in rows) for s in colors}
+    typer.echo(f"\n{len(rows)} asset partitions: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+@app.command()
+def materialize(
+    selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
+    partition: Annotated[Optional[list[str]], typer.Option("--partition", "-p", help="Partition(s) to run (default: all).")] = None,
+) -> None:
+    """Materialize assets in-process, in dependency order, with progress."""
+    settings = _settings()
+    from pipelines.runner import run, select, targets
+
+    defs, instance = _defs_and_instance(settings)
+    try:
+        work = targets(defs, select(defs, selection), partition)
+    except ValueError as exc:
+        _fail(str(exc))
+    results = run(defs, instance, work, _progress)
+    _summarize(results)
+
+
+@app.command()
+def update(
+    selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
+) -> None:
+    """Materialize whatever is stale or missing, wave after wave, until everything is fresh."""
+    settings = _settings()
+    from pipelines.runner import update as run_update
+
+    defs, instance = _defs_and_instance(settings)
+    waves = run_update(defs, instance, selection, _progress)
+    if not waves:
+        typer.echo("everything is fresh: nothing to do")
+    for n, wave in enumerate(waves, 1):
+        typer.echo(f"wave {n}:", err=True)
+        _summarize(wave)
+
+
+def _summarize(results) -> None:
+    failed = [str(t) for t, ok, _ in results if not ok]
+    total = sum(took for _, _, took in results)
+    typer.echo(f"{len(results) - len(failed)} of {len(results)} materialized in {total:.1f} s")
+    if failed:
+        _fail("failed or skipped: " + ", ".join(failed), code=1)
+
+
+# -- tables ------------------------------------------------------------------------------------
+@app.command()
+def tables() -> None:
+    """List the store's tables with their versions and row counts."""
+    settings = _settings()
+    from storage import Store
+    from storage.schemas import all_schemas
+
+    store = Store(settings.store.root)
+    typer.echo(f"store: {store.root}")
+    for name, schema in sorted(all_schemas().items()):
+        table = store.table(name)
+        if schema.format == "lance":
+            versions = table.versions()
+            if versions:
+                typer.echo(f"{name:<28} lance    v{versions[-1]['version']:<4} {versions[-1]['rows']} rows")
+            continue
+        for part in table.partitions() if schema.partition_by else [None]:
+            latest = table.latest(part)
+            if latest:
+                label = f"{name}[{part}]" if part else name
+                typer.echo(f"{label:<28} parquet  v{latest.version:<4} {latest.rows} rows  "
+                           f"({len(table.versions(part))} versions)")
+
+
+@app.command()
+def versions(
+    table: Annotated[str, typer.Argument(help="Table name.")],
+    partition: Annotated[Optional[str], typer.Option("--partition", "-p")] = None,
+) -> None:
+    """List the stored versions of one table (or partition) with what produced them."""
+    settings = _settings()
+    from storage import SchemaError, Store
+
+    try:
+        t = Store(settings.store.root).table(table)
+        if t.schema.format == "lance":
+            for v in t.versions():
+                typer.echo(f"v{v['version']:<4} {v['timestamp']:%Y-%m-%d %H:%M:%S}  {v['rows']} rows  {' '.join(v['tags'])}")
+            return
+        for v in t.versions(partition):
+            typer.echo(f"v{v.version:<4} {v.rows} rows  fingerprint={v.fingerprint or '-'}  {v.uri}")
+    except (SchemaError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def show(
+    table: Annotated[str, typer.Argument(help="Table name.")],
+    version: Annotated[Optional[str], typer.Option("--version", "-v", help="Version number (or Lance tag); default latest.")] = None,
+    partition: Annotated[Optional[str], typer.Option("--partition", "-p")] = None,
+    where: Annotated[Optional[str], typer.Option(help="Filter, e.g. \"speaker = 'Joey'\" (Lance tables).")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
+) -> None:
+    """Print rows of a table as of a version."""
+    settings = _settings()
+    import polars as pl
+
+    from storage import SchemaError, Store
+
+    try:
+        t = Store(settings.store.root).table(table)
+        if t.schema.format == "lance":
+            v = int(version) if version and version.isdigit() else version
+            frame = t.read(version=v, where=where)
+        else:
+            frame = t.read(partition=partition, version=int(version) if version else None)
+    except (SchemaError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
+        typer.echo(frame.head(limit))
+    typer.echo(f"{frame.height} rows")
+
+
+@app.command()
+def prune(
+    keep: Annotated[int, typer.Option(help="Parquet versions to keep per table/partition.")] = 3,
+    lance_days: Annotated[float, typer.Option(help="Remove untagged Lance versions older than this many days.")] = 7.0,
+) -> None:
+    """Delete old table versions (the newest `keep` Parquet versions and tagged Lance versions stay)."""
+    settings = _settings()
+    import datetime
+
+    from storage import Store
+    from storage.schemas import all_schemas
+
+    store = Store(settings.store.root)
+    for name, schema in sorted(all_schemas().items()):
+        table = store.table(name)
+        if schema.format == "lance":
+            freed = table.prune(datetime.timedelta(days=lance_days))
+            if freed:
+                typer.echo(f"{name}: freed {freed} bytes")
+        else:
+            removed = table.prune(keep)
+            if removed:
+                typer.echo(f"{name}: removed {len(removed)} old versions")
+
+
+# -- configuration -----------------------------------------------------------------------------
+@app.command()
+def config(
+    keys: Annotated[bool, typer.Option("--keys", help="Print every configuration key with its default and meaning.")] = False,
+) -> None:
+    """Show the configuration in use (after defaults and path resolution)."""
+    if keys:
+        from pipelines.settings import documented_keys
+
+        typer.echo("| section | key | default | meaning |\n|---|---|---|---|")
+        for section, key, default, doc in documented_keys():
+            typer.echo(f"| `[{section}]` | `{key}` | `{default}` | {doc} |" if default else f"| `[{section}]` | `{key}` | (required) | {doc} |")
+        return
+    settings = _settings()
+    typer.echo(f"config: {settings.source}")
+    typer.echo(f"store: {settings.store.root}")
+    typer.echo(f"DAGSTER_HOME: {settings.dagster_home}")
+    for name, root in sorted(settings.corpora.items()):
+        typer.echo(f"corpus {name}: {root}")
+    for role, encoder in sorted(settings.encoders.items()):
+        typer.echo(f"encoder {role}: {encoder.spec().label} params={dict(encoder.params)} fingerprint={encoder.fingerprint()}")
+    for key, value in settings.thresholds.model_dump().items():
+        typer.echo(f"threshold {key}: {value}")
+
+
+# -- demo --------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    seed: Annotated[Optional[int], typer.Option(help="Seed for the demo corpora (default from [demo]).")] = None,
+) -> None:
+    """Build the demo corpora (once), materialize every asset on them, and print a summary."""
+    from pipelines import demo as demo_run
+
+    raise typer.Exit(demo_run.main(_state["config"], seed))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

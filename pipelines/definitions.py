@@ -1,0 +1,29 @@
+"""The Dagster code location: every domain's definitions, resources from `emostore.toml`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets import audio, corpora, meld, text, training, vision
+from assets.versioning import with_upstream_fingerprints
+from pipelines.resources import build_resources
+from pipelines.settings import Settings, load_settings
+
+DOMAINS = (corpora, meld, audio, text, vision, training)
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    resources = build_resources(settings or load_settings())
+    merged = dg.Definitions.merge(
+        *(domain.defs for domain in DOMAINS),
+        dg.Definitions(
+            resources=resources,
+            executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+        ),
+    )
+    return with_upstream_fingerprints(merged, resources)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

@@ -1,0 +1,106 @@
+"""`emostore demo`: write the demo corpora once, materialize every asset on them, summarize.
+
+Each demo corpus writer is a module here with `CORPORA` (the corpus names it writes, as in
+`[corpora.<name>]`) and `write(root: Path, seed: int) -> None`, which writes every one of those
+corpora under `root/<name>` in the corpus's own published layout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+# Writer modules, in the order they run.
+WRITERS: tuple[str, ...] = ()
+COMPLETE = ".complete"
+
+
+def build_corpora(root: Path, seed: int, log=print) -> dict[str, Path]:
+    """Write every demo corpus under `root` (skipping those already complete for this seed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for module_name in WRITERS:
+        module = importlib.import_module(f"pipelines.demo.{module_name}")
+        targets = {name: root / name for name in module.CORPORA}
+        stamp = f"seed={seed}\n"
+        if all((p / COMPLETE).is_file() and (p / COMPLETE).read_text() == stamp for p in targets.values()):
+            written.update(targets)
+            continue
+        start = time.perf_counter()
+        staging = root / f".staging-{module_name}"
+        shutil.rmtree(staging, ignore_errors=True)
+        module.write(staging, seed)
+        for name, target in targets.items():
+            shutil.rmtree(target, ignore_errors=True)
+            (staging / name).rename(target)
+            (target / COMPLETE).write_text(stamp)
+        shutil.rmtree(staging, ignore_errors=True)
+        log(f"wrote demo corpora {', '.join(targets)} in {time.perf_counter() - start:.1f} s")
+        written.update(targets)
+    return written
+
+
+def main(config: str | None = None, seed: int | None = None) -> int:
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import instance_for, update
+    from pipelines.settings import CONFIG_NAME, default_settings, load_settings
+
+    base = Path.cwd()
+    settings = load_settings(config) if config else default_settings(base)
+    seed = settings.demo.seed if seed is None else seed
+    corpora_root = Path(settings.demo.root) / "corpora"
+    if not Path(settings.demo.root).is_absolute():
+        corpora_root = base / corpora_root
+    print(f"demo corpora: {corpora_root}", file=sys.stderr)
+    build_corpora(corpora_root, seed, log=lambda m: print(m, file=sys.stderr))
+    if not config:
+        settings = default_settings(base)  # now sees the corpora just written
+
+    defs = build_definitions(settings)
+    instance = instance_for(settings)
+    start = time.perf_counter()
+
+    def progress(i, n, target, what, took):
+        if what == "running":
+            print(f"[{i}/{n}] {target} ...", file=sys.stderr)
+        else:
+            print(f"[{i}/{n}] {target}: {what} ({took:.1f} s)", file=sys.stderr)
+
+    waves = update(defs, instance, None, progress)
+    failed = [str(t) for wave in waves for t, ok, _ in wave if not ok]
+    print(summary(settings, time.perf_counter() - start))
+    if failed:
+        print("failed: " + ", ".join(failed), file=sys.stderr)
+        return 1
+    uses_default = config is None and not (base / CONFIG_NAME).is_file()
+    prefix = "emostore" if uses_default else f"emostore --config {settings.source}"
+    print("\nNext:")
+    print(f"  {prefix} ui        # the Dagster UI: assets, lineage, metadata, staleness")
+    print(f"  {prefix} status    # every asset as fresh, stale or missing")
+    print(f"  {prefix} tables    # the store's tables and their versions")
+    return 0
+
+
+def summary(settings, seconds: float) -> str:
+    """Rows and statuses per table in the store, as a short text table."""
+    from storage import Store
+    from storage.schemas import all_schemas
+
+    store = Store(settings.store.root)
+    lines = [f"\nemostore demo: store {store.root} ({seconds:.0f} s)"]
+    for name, schema in sorted(all_schemas().items()):
+        table = store.table(name)
+        if not table.exists():
+            continue
+        frame = table.read()
+        counts = ""
+        if "status" in frame.columns:
+            by_status = frame.group_by("status").len().sort("len", descending=True)
+            counts = ", ".join(f"{s} {n}" for s, n in by_status.iter_rows())
+        lines.append(f"  {name:<28} {frame.height:>7} rows  {counts}")
+    if len(lines) == 1:
+        lines.append("  (no tables yet)")
+    return "\n".join(lines)

@@ -1,0 +1,18 @@
+"""Resources built from validated settings (the TOML sections map one to one onto them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assets.resources import CorporaResource
+from pipelines.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """Resource key -> resource. Encoders are keyed by role (`asr`, `speaker`, `text`, ...)."""
+    return {
+        "store": settings.store,
+        "corpora": CorporaResource(roots=settings.corpora),
+        "thresholds": settings.thresholds,
+        **settings.encoders,
+    }

@@ -1,0 +1,224 @@
+"""`emostore.toml`: finding it, validating it against the resources' fields, and defaults.
+
+Search order: `--config`, then `$EMOSTORE_CONFIG`, then `./emostore.toml`; with none of them the
+built-in default runs the demo (store `demo/store`, the demo corpora under `demo/corpora`).
+Relative paths resolve against the config file's own directory (the working directory for the
+built-in default). Unknown keys, wrong types and missing corpus roots or weights are errors that
+name the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, Field
+
+from assets.resources import EncoderResource, StoreResource, ThresholdsResource
+from storage import uris
+
+CONFIG_NAME = "emostore.toml"
+CONFIG_ENV = "EMOSTORE_CONFIG"
+
+# Corpus names the adapters know; `[corpora.<name>]` with any other name is an error.
+KNOWN_CORPORA = (
+    "meld", "crowdflower", "saravia", "goemotions", "isear", "semeval_ei_reg",
+    "cremad", "ravdess", "savee", "tess", "emodb", "jaffe", "ckplus", "rafdb", "fer2013",
+    "iemocap",
+)
+
+# The offline defaults: every one of these ships inside an installed package.
+DEFAULT_ENCODERS: dict[str, dict[str, Any]] = {
+    "asr": {"backend": "faster-whisper", "model": "tiny.en", "params": {"compute_type": "int8"}},
+    "speaker": {"backend": "resemblyzer"},
+    "text": {"backend": "sentence-transformers", "model": "all-MiniLM-L6-v2"},
+    "face_detector": {"backend": "mtcnn"},
+    "face_embedder": {"backend": "dlib"},
+}
+
+DEMO_ROOT = "demo"
+
+
+class ConfigError(ValueError):
+    """The configuration file is wrong; the message names the file and the key."""
+
+
+class DemoSettings(BaseModel, extra="forbid"):
+    """`[demo]`: the generated demo corpus."""
+
+    root: str = Field(default=DEMO_ROOT, description="Folder the demo corpora are written to (under `corpora/`).")
+    seed: int = Field(default=0, description="Random seed; the same seed writes byte-identical corpora.")
+    clips: int = Field(default=60, description="Annotated MELD clips in the demo corpus.")
+
+
+class DagsterSettings(BaseModel, extra="forbid"):
+    """`[dagster]`: where Dagster keeps its own state."""
+
+    home: str = Field(default="", description="DAGSTER_HOME; default: `<store>.dagster` beside a local store, `~/.emostore/dagster/<hash>` for a remote one.")
+
+
+class CorpusSettings(BaseModel, extra="forbid"):
+    """`[corpora.<name>]`: one corpus the user has."""
+
+    root: str = Field(description="The corpus folder as distributed (e.g. MELD.Raw).")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """A validated configuration."""
+
+    source: str  # the file it came from, or "built-in default"
+    base_dir: Path
+    store: StoreResource
+    corpora: dict[str, str]
+    encoders: dict[str, EncoderResource]
+    thresholds: ThresholdsResource
+    demo: DemoSettings
+    dagster: DagsterSettings
+
+    @property
+    def dagster_home(self) -> Path:
+        if self.dagster.home:
+            return Path(self.dagster.home)
+        root = self.store.root
+        if uris.is_local(root):
+            return Path(uris.local_path(root) + ".dagster")
+        digest = hashlib.sha256(root.encode()).hexdigest()[:12]
+        return Path.home() / ".emostore" / "dagster" / digest
+
+
+# Section name -> the model its keys are validated against (corpora and encoders are tables).
+SECTIONS: dict[str, type[BaseModel]] = {
+    "store": StoreResource,
+    "thresholds": ThresholdsResource,
+    "demo": DemoSettings,
+    "dagster": DagsterSettings,
+}
+PATH_KEYS = {"root", "path", "home"}  # values resolved against the config file's directory
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The config file to use, or None for the built-in default."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path.resolve()
+    if env := os.environ.get(CONFIG_ENV):
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV}={env} does not name a file")
+        return path.resolve()
+    local = Path.cwd() / CONFIG_NAME
+    return local.resolve() if local.is_file() else None
+
+
+def load_settings(explicit: str | os.PathLike | None = None) -> Settings:
+    path = find_config(explicit)
+    if path is None:
+        return default_settings(Path.cwd())
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_settings(raw, source=str(path), base_dir=path.parent)
+
+
+def default_settings(base_dir: Path) -> Settings:
+    """The built-in default: the demo store and whichever demo corpora already exist."""
+    demo_corpora = base_dir / DEMO_ROOT / "corpora"  # where `emostore demo` writes them
+    corpora = {
+        name: {"root": str(demo_corpora / name)}
+        for name in KNOWN_CORPORA
+        if (demo_corpora / name).is_dir()
+    }
+    raw = {"store": {"root": f"{DEMO_ROOT}/store"}, "corpora": corpora}
+    return parse_settings(raw, source="built-in default", base_dir=base_dir)
+
+
+def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Settings:
+    where = source
+    known = set(SECTIONS) | {"corpora", "encoders"}
+    for section in raw:
+        if section not in known:
+            raise ConfigError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(known))}")
+    values = {
+        name: _section(model, raw.get(name, {}), f"[{name}]", where, base_dir)
+        for name, model in SECTIONS.items()
+    }
+
+    corpora: dict[str, str] = {}
+    for name, table in _table(raw, "corpora", where).items():
+        if name not in KNOWN_CORPORA:
+            raise ConfigError(f"{where}: unknown corpus [corpora.{name}]; known: {', '.join(KNOWN_CORPORA)}")
+        corpus = _section(CorpusSettings, table, f"[corpora.{name}]", where, base_dir)
+        if uris.is_local(corpus.root) and not Path(corpus.root).is_dir():
+            raise ConfigError(f"{where}: [corpora.{name}] root = {corpus.root} does not exist")
+        corpora[name] = corpus.root
+
+    encoders: dict[str, EncoderResource] = {}
+    user_encoders = _table(raw, "encoders", where)
+    for role in sorted(set(DEFAULT_ENCODERS) | set(user_encoders)):
+        table = user_encoders.get(role, DEFAULT_ENCODERS.get(role))
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [encoders.{role}] must be a table")
+        if "backend" not in table and role in DEFAULT_ENCODERS:
+            # A section that names no backend adjusts the default one (e.g. only `model = "base"`).
+            table = {**DEFAULT_ENCODERS[role], **table}
+        if "role" in table:
+            raise ConfigError(f"{where}: [encoders.{role}] role: the role is the section's name")
+        encoder = _section(EncoderResource, {**table, "role": role}, f"[encoders.{role}]", where, base_dir)
+        if encoder.path and uris.is_local(encoder.path) and not Path(encoder.path).exists():
+            raise ConfigError(f"{where}: [encoders.{role}] path = {encoder.path} does not exist")
+        encoders[role] = encoder
+
+    return Settings(
+        source=source,
+        base_dir=base_dir,
+        corpora=corpora,
+        encoders=encoders,
+        **values,
+    )
+
+
+def _table(raw: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return table
+
+
+def _section(model: type[BaseModel], table: Any, name: str, where: str, base_dir: Path):
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: {name} must be a table")
+    fields = model.model_fields
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"{where}: {name} unknown key {key!r}; known: {', '.join(fields)}")
+    resolved = {
+        key: uris.normalize(value, str(base_dir)) if key in PATH_KEYS and isinstance(value, str) and value else value
+        for key, value in table.items()
+    }
+    try:
+        return model(**resolved)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"]) or "?"
+        raise ConfigError(f"{where}: {name} {key}: {error['msg']} (got {error.get('input')!r})") from None
+
+
+def documented_keys() -> list[tuple[str, str, str, str]]:
+    """(section, key, default, description) for every key, for the README and `emostore config`."""
+    rows = []
+    for section, model in {**SECTIONS, "corpora.<name>": CorpusSettings, "encoders.<role>": EncoderResource}.items():
+        for key, field in model.model_fields.items():
+            if key == "role":
+                continue
+            default = "" if field.is_required() else repr(field.get_default(call_default_factory=True))
+            rows.append((section, key, default, field.description or ""))
+    return rows

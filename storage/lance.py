@@ -1,0 +1,220 @@
+"""Lance embedding tables: versioned commits, a non-null primary key, tags and time travel.
+
+Layout: `{root}/lance/{name}.lance`. Lance accepts only one primary-key column, so a table
+keyed by several fields stores them joined in one `key` column (`row_key`). Upserts use
+`merge_insert` on that key with Lance's unenforced primary key set, so concurrent writers of
+the same keys never duplicate rows. Every write is a Lance version; `tag` names a version with
+what produced it, and `read(version=...)` reads any earlier version or tag.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from typing import Any
+
+import pyarrow as pa
+
+from storage import uri as uris
+from storage.faults import fault_point
+from storage.schemas import SchemaError, TableSchema
+
+_TAG_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+KEY_SEPARATOR = "|"
+
+
+def row_key(*parts: str) -> str:
+    """One primary-key string from several fields, e.g. (item id, input hash, fingerprint)."""
+    for part in parts:
+        if KEY_SEPARATOR in part:
+            raise ValueError(f"key part {part!r} contains {KEY_SEPARATOR!r}")
+    return KEY_SEPARATOR.join(parts)
+
+
+def tag_name(*parts: str) -> str:
+    """A Lance tag from free text (Lance allows only letters, digits, '.', '-' and '_')."""
+    return ".".join(_TAG_CHARS.sub("-", p).strip("-") for p in parts if p)
+
+
+def content_hash(*chunks: bytes | str) -> str:
+    """A short, stable hash of some input content (sha256, first 16 hex digits)."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk.encode() if isinstance(chunk, str) else chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+class LanceTable:
+    """A declared table stored as one Lance dataset under `root`."""
+
+    def __init__(self, root: str, schema: TableSchema):
+        if len(schema.key) != 1:
+            raise SchemaError(f"{schema.name}: a Lance table needs exactly one key column")
+        self.root = uris.normalize(root)
+        self.schema = schema
+        self.key = schema.key[0]
+        self.uri = uris.join(self.root, "lance", f"{schema.name}.lance")
+        self._table = None
+
+    # -- open ------------------------------------------------------------------------------
+    def _connect(self):
+        import lancedb
+
+        # Without a zero interval a handle never sees other writers' commits.
+        return lancedb.connect(
+            uris.join(self.root, "lance"), read_consistency_interval=datetime.timedelta(0)
+        )
+
+    def exists(self) -> bool:
+        return self.schema.name in self._connect().table_names()
+
+    def table(self):
+        """The lancedb table, created empty (with its primary key) on first use."""
+        if self._table is None:
+            db = self._connect()
+            schema = self.schema.schema.with_metadata(
+                {
+                    "emostore.table": self.schema.name,
+                    "emostore.schema_version": str(self.schema.version),
+                }
+            )
+            if self.schema.name in db.table_names():
+                table = db.open_table(self.schema.name)
+            else:
+                table = db.create_table(self.schema.name, schema=schema, exist_ok=True)
+            if not _has_primary_key(table, self.key):
+                try:
+                    table.set_unenforced_primary_key(self.key)
+                except ValueError as exc:  # another writer set it first
+                    if "already set" not in str(exc):
+                        raise
+            stored = int((table.schema.metadata or {}).get(b"emostore.schema_version", b"0"))
+            if stored != self.schema.version:
+                raise SchemaError(
+                    f"{self.uri} has schema version {stored}, code expects {self.schema.version}"
+                )
+            self._table = table
+        return self._table
+
+    @property
+    def version(self) -> int:
+        return self.table().version
+
+    # -- write -----------------------------------------------------------------------------
+    def upsert(self, data: Any, *, tag: str | None = None) -> int:
+        """Insert new keys and update existing ones in one commit; returns the new version."""
+        rows = self.schema.conform(data)
+        if rows.num_rows == 0:
+            return self.version
+        if len(set(rows.column(self.key).to_pylist())) != rows.num_rows:
+            raise SchemaError(f"{self.schema.name}: duplicate keys within one upsert")
+        table = self.table()
+        fault_point("lance.before_commit")
+        result = (
+            table.merge_insert(self.key)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(rows)
+        )
+        fault_point("lance.after_commit")
+        return self._tag(result.version, tag)
+
+    def replace_where(self, data: Any, where: str, *, tag: str | None = None) -> int:
+        """Make the rows matching `where` exactly `data` in one commit (a shard's re-run)."""
+        rows = self.schema.conform(data)
+        table = self.table()
+        result = (
+            table.merge_insert(self.key)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(where)
+            .execute(rows)
+        )
+        return self._tag(result.version, tag)
+
+    def delete(self, where: str, *, tag: str | None = None) -> int:
+        table = self.table()
+        table.delete(where)
+        return self._tag(table.version, tag)
+
+    def _tag(self, version: int, tag: str | None) -> int:
+        if tag:
+            name = tag_name(f"v{version}", tag)
+            if name not in self.table().tags.list():
+                self.table().tags.create(name, version)
+        return version
+
+    # -- read ------------------------------------------------------------------------------
+    def read_arrow(
+        self,
+        *,
+        version: int | str | None = None,
+        where: str | None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """The table as of `version` (a number or a tag; default latest), optionally filtered."""
+        if not self.exists():
+            return self.schema.schema.empty_table()
+        dataset = self.table().to_lance()
+        if version is not None:
+            dataset = dataset.checkout_version(version)
+        return dataset.to_table(columns=columns, filter=where).replace_schema_metadata(None)
+
+    def read(self, **kwargs):
+        import polars as pl
+
+        return pl.from_arrow(self.read_arrow(**kwargs))
+
+    def keys(self, where: str | None = None) -> set[str]:
+        return set(self.read_arrow(where=where, columns=[self.key]).column(self.key).to_pylist())
+
+    def count(self, where: str | None = None) -> int:
+        return self.table().count_rows(where) if self.exists() else 0
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every version, oldest first: number, timestamp, row count and the tags naming it."""
+        if not self.exists():
+            return []
+        table = self.table()
+        tags_by_version: dict[int, list[str]] = {}
+        for name, info in table.tags.list().items():
+            tags_by_version.setdefault(info["version"], []).append(name)
+        return [
+            {
+                "version": v["version"],
+                "timestamp": v["timestamp"],
+                "rows": int(v["metadata"].get("total_rows", 0)),
+                "tags": sorted(tags_by_version.get(v["version"], [])),
+            }
+            for v in table.list_versions()
+        ]
+
+    def prune(self, older_than: datetime.timedelta = datetime.timedelta(days=7)) -> int:
+        """Remove untagged versions older than `older_than`; returns bytes removed."""
+        if not self.exists():
+            return 0
+        stats = self.table().to_lance().cleanup_old_versions(older_than=older_than)
+        return int(getattr(stats, "bytes_removed", 0))
+
+    # -- search ----------------------------------------------------------------------------
+    def ensure_scalar_index(self, column: str, kind: str = "BITMAP") -> None:
+        table = self.table()
+        if not any(column in idx.columns for idx in table.list_indices()):
+            table.create_scalar_index(column, index_type=kind)
+
+    def nearest(
+        self, vector, *, column: str = "vector", where: str | None = None, k: int = 10
+    ) -> pa.Table:
+        """Exact nearest rows by cosine distance, prefiltered by `where` (e.g. a speaker)."""
+        query = self.table().search(list(map(float, vector)), vector_column_name=column)
+        query = query.distance_type("cosine").limit(k)
+        if where:
+            query = query.where(where, prefilter=True)
+        return query.bypass_vector_index().to_arrow()
+
+
+def _has_primary_key(table, key: str) -> bool:
+    field = table.to_lance().schema.field(key)
+    return b"lance-schema:unenforced-primary-key:position" in (field.metadata or {})

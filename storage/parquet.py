@@ -1,0 +1,266 @@
+"""Versioned, crash-safe Parquet tables.
+
+Layout under a store root (any URI):
+
+    {root}/tables/{name}/v000001.parquet                 an unpartitioned table
+    {root}/tables/{name}/{col}={value}/v000001.parquet   one folder per partition
+
+Each write makes the next version: the file is written under a temporary name in the same
+directory and then renamed into place, so a reader never sees a truncated file under a real
+name and the previous version stays readable. Every file carries the table name, schema
+version, table version, partition and producing fingerprint in its Parquet key-value metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage import uri as uris
+from storage.faults import fault_point
+from storage.schemas import SchemaError, TableSchema
+
+_VERSION_FILE = re.compile(r"^v(\d{6,})\.parquet$")
+_TEMP_FILE = re.compile(r"^\.tmp-(\d+)-[0-9a-f]+\.parquet$")
+META_PREFIX = "emostore."
+
+
+@dataclasses.dataclass(frozen=True)
+class TableVersion:
+    """One stored version of a table (or of one partition of it)."""
+
+    table: str
+    partition: str | None
+    version: int
+    uri: str
+    metadata: dict[str, str]
+
+    @property
+    def fingerprint(self) -> str:
+        return self.metadata.get("fingerprint", "")
+
+    @property
+    def rows(self) -> int:
+        return int(self.metadata.get("rows", "0"))
+
+
+class ParquetTable:
+    """A declared table stored as versioned Parquet files under `root`."""
+
+    def __init__(self, root: str, schema: TableSchema):
+        self.root = uris.normalize(root)
+        self.schema = schema
+        self.uri = uris.join(self.root, "tables", schema.name)
+        self._fs, self._base = uris.filesystem(self.uri)
+        self._local = uris.is_local(self.uri)
+
+    # -- locations -------------------------------------------------------------------------
+    def _dir(self, partition: str | None) -> str:
+        if self.schema.partition_by is None:
+            if partition is not None:
+                raise SchemaError(f"{self.schema.name} is not partitioned")
+            return self._base
+        if partition is None:
+            raise SchemaError(f"{self.schema.name} is partitioned by {self.schema.partition_by}")
+        return f"{self._base}/{self.schema.partition_by}={partition}"
+
+    def partitions(self) -> list[str]:
+        """Partition values that have at least one version."""
+        if self.schema.partition_by is None:
+            return []
+        prefix = f"{self.schema.partition_by}="
+        return sorted(
+            info.base_name[len(prefix):]
+            for info in self._list(self._base)
+            if info.type.name == "Directory" and info.base_name.startswith(prefix)
+        )
+
+    def _list(self, directory: str):
+        from pyarrow import fs
+
+        try:
+            return self._fs.get_file_info(fs.FileSelector(directory, allow_not_found=True))
+        except FileNotFoundError:
+            return []
+
+    # -- versions --------------------------------------------------------------------------
+    def versions(self, partition: str | None = None) -> list[TableVersion]:
+        """All stored versions of the table (or partition), oldest first."""
+        directory = self._dir(partition)
+        found = []
+        for info in self._list(directory):
+            match = _VERSION_FILE.match(info.base_name)
+            if match:
+                found.append((int(match.group(1)), f"{directory}/{info.base_name}"))
+        return [self._describe(partition, v, path) for v, path in sorted(found)]
+
+    def _describe(self, partition: str | None, version: int, path: str) -> TableVersion:
+        with self._fs.open_input_file(path) as handle:
+            raw = pq.read_metadata(handle).metadata or {}
+        meta = {
+            k.decode()[len(META_PREFIX):]: v.decode()
+            for k, v in raw.items()
+            if k.decode().startswith(META_PREFIX)
+        }
+        return TableVersion(self.schema.name, partition, version, self._uri_of(path), meta)
+
+    def _uri_of(self, path: str) -> str:
+        if self._local:
+            return path
+        return f"{self.uri.split('://', 1)[0]}://{path}"
+
+    def latest(self, partition: str | None = None) -> TableVersion | None:
+        versions = self.versions(partition)
+        return versions[-1] if versions else None
+
+    def exists(self) -> bool:
+        if self.schema.partition_by:
+            return bool(self.partitions())
+        return self.latest() is not None
+
+    # -- write -----------------------------------------------------------------------------
+    def write(
+        self,
+        data: Any,
+        *,
+        partition: str | None = None,
+        fingerprint: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> TableVersion:
+        """Store `data` as the next version of the table (or of `partition`).
+
+        Rows of a partitioned table must all carry `partition` in the partition column.
+        """
+        table = self.schema.conform(data)
+        if self.schema.partition_by is not None and partition is not None:
+            values = set(table.column(self.schema.partition_by).to_pylist())
+            if values - {partition}:
+                raise SchemaError(
+                    f"{self.schema.name}: rows for {sorted(map(str, values - {partition}))} "
+                    f"written to partition {partition!r}"
+                )
+        directory = self._dir(partition)
+        self._fs.create_dir(directory, recursive=True)
+        self._sweep_temp_files(directory)
+        previous = self.latest(partition)
+        version = (previous.version if previous else 0) + 1
+        meta = {
+            "content_hash": table_digest(table),
+            "table": self.schema.name,
+            "schema_version": str(self.schema.version),
+            "version": str(version),
+            "partition": partition or "",
+            "fingerprint": fingerprint,
+            "rows": str(table.num_rows),
+            "written_at": f"{time.time():.3f}",
+            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()},
+        }
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), **{f"{META_PREFIX}{k}": v for k, v in meta.items()}}
+        )
+        temp = f"{directory}/.tmp-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+        with self._fs.open_output_stream(temp) as sink:
+            pq.write_table(table, sink, compression="zstd")
+            fault_point("parquet.temp_written")
+        fault_point("parquet.before_rename")
+        final = f"{directory}/v{version:06d}.parquet"
+        self._publish(temp, final)
+        fault_point("parquet.after_rename")
+        return TableVersion(self.schema.name, partition, version, self._uri_of(final), meta)
+
+    def _publish(self, temp: str, final: str) -> None:
+        if self._local:
+            # link() refuses to overwrite, so two writers can never both claim one version.
+            try:
+                os.link(temp, final)
+            except FileExistsError:
+                os.unlink(temp)
+                raise RuntimeError(f"{final} was written concurrently; retry the write") from None
+            os.unlink(temp)
+        else:
+            self._fs.move(temp, final)
+
+    def _sweep_temp_files(self, directory: str) -> None:
+        """Remove temporary files left by writers that no longer run (local stores only)."""
+        if not self._local:
+            return
+        for info in self._list(directory):
+            match = _TEMP_FILE.match(info.base_name)
+            if match and not _pid_alive(int(match.group(1))):
+                self._fs.delete_file(info.path)
+
+    # -- read ------------------------------------------------------------------------------
+    def read_arrow(self, partition: str | None = None, version: int | None = None) -> pa.Table:
+        """One version (default: latest) of the table, or of one partition.
+
+        A partitioned table read without `partition` gives every partition's latest version.
+        """
+        if self.schema.partition_by is not None and partition is None:
+            if version is not None:
+                raise SchemaError("a version number needs a partition for a partitioned table")
+            parts = [self.read_arrow(p) for p in self.partitions()]
+            return pa.concat_tables(parts) if parts else self.schema.schema.empty_table()
+        chosen = self._version(partition, version)
+        path = self._dir(partition) + f"/v{chosen:06d}.parquet"
+        with self._fs.open_input_file(path) as handle:
+            table = pq.read_table(handle)
+        return table.replace_schema_metadata(None)
+
+    def read(self, partition: str | None = None, version: int | None = None):
+        """Like `read_arrow`, as a polars DataFrame."""
+        import polars as pl
+
+        return pl.from_arrow(self.read_arrow(partition, version))
+
+    def _version(self, partition: str | None, version: int | None) -> int:
+        versions = [v.version for v in self.versions(partition)]
+        where = f"{self.schema.name}" + (f" partition {partition}" if partition else "")
+        if not versions:
+            raise FileNotFoundError(f"{where} has no stored version under {self.uri}")
+        if version is None:
+            return versions[-1]
+        if version not in versions:
+            raise FileNotFoundError(f"{where} has no version {version}; stored: {versions}")
+        return version
+
+    # -- prune -----------------------------------------------------------------------------
+    def prune(self, keep: int = 1) -> list[TableVersion]:
+        """Delete all but the newest `keep` versions of every partition; return what was deleted."""
+        if keep < 1:
+            raise ValueError("keep must be at least 1: the latest version is never pruned")
+        parts: Iterable[str | None] = self.partitions() if self.schema.partition_by else [None]
+        removed = []
+        for partition in parts:
+            for old in self.versions(partition)[:-keep]:
+                self._fs.delete_file(self._dir(partition) + f"/v{old.version:06d}.parquet")
+                removed.append(old)
+        return removed
+
+
+def table_digest(table: pa.Table) -> str:
+    """sha256 (16 hex digits) of a table's rows and schema, independent of how it is chunked."""
+    import hashlib
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema.remove_metadata()) as writer:
+        writer.write_table(table.combine_chunks())
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,53 @@
+"""Table locations are URIs: a local path today, an object store (s3://, gs://, az://) later.
+
+Every location is built with `join`, never with `os.path`, so names never assume a local disk.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+_LOCAL_SCHEMES = ("", "file")
+
+
+def is_local(uri: str) -> bool:
+    """True for plain paths and file:// URIs (a Windows drive letter is a path, not a scheme)."""
+    scheme = urlparse(uri).scheme
+    return scheme in _LOCAL_SCHEMES or len(scheme) == 1
+
+
+def local_path(uri: str) -> str:
+    """The filesystem path of a local URI; ValueError for an object-store URI."""
+    if not is_local(uri):
+        raise ValueError(f"{uri} is not a local location")
+    return urlparse(uri).path if uri.startswith("file://") else uri
+
+
+def normalize(uri: str, base: str | None = None) -> str:
+    """Make a local path absolute (relative to `base` when given); leave other URIs as they are."""
+    if not is_local(uri):
+        return uri.rstrip("/")
+    path = os.path.expanduser(local_path(uri))
+    if not os.path.isabs(path):
+        path = os.path.join(base or os.getcwd(), path)
+    return os.path.normpath(path)
+
+
+def join(uri: str, *parts: str) -> str:
+    """Append path parts with '/' (works the same for local paths and object-store URIs)."""
+    out = uri.rstrip("/")
+    for part in parts:
+        part = part.strip("/")
+        if part:
+            out = f"{out}/{part}"
+    return out
+
+
+def filesystem(uri: str):
+    """(pyarrow FileSystem, path within it) for any supported location."""
+    from pyarrow import fs
+
+    if is_local(uri):
+        return fs.LocalFileSystem(), normalize(uri)
+    return fs.FileSystem.from_uri(uri)
