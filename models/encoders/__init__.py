@@ -1,0 +1,1 @@
+"""Wrappers around pretrained encoders (ASR, speaker, sentence, face): one model per file."""
