@@ -25,6 +25,8 @@ class Status(enum.StrEnum):
     UNLABELLED = "unlabelled"
     UNMAPPED_LABEL = "unmapped_label"
     AMBIGUOUS_LABEL = "ambiguous_label"
+    LOW_INTENSITY = "low_intensity"  # an intensity-rated item below the threshold for its emotion
+    NO_TEXT = "no_text"  # a text item with nothing to read (e.g. ISEAR's "[ No response.]")
     DUPLICATE = "duplicate"
     # vision
     NO_FACE = "no_face"
