@@ -14,5 +14,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "store": settings.store,
         "corpora": CorporaResource(roots=settings.corpora),
         "thresholds": settings.thresholds,
+        "labels": settings.labels,
+        "text_training": settings.text_training,
         **settings.encoders,
     }

@@ -19,7 +19,13 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, Field
 
-from assets.resources import EncoderResource, StoreResource, ThresholdsResource
+from assets.resources import (
+    EncoderResource,
+    LabelRulesResource,
+    StoreResource,
+    TextTrainingResource,
+    ThresholdsResource,
+)
 from storage import uris
 
 CONFIG_NAME = "emostore.toml"
@@ -78,6 +84,8 @@ class Settings:
     corpora: dict[str, str]
     encoders: dict[str, EncoderResource]
     thresholds: ThresholdsResource
+    labels: LabelRulesResource
+    text_training: TextTrainingResource
     demo: DemoSettings
     dagster: DagsterSettings
 
@@ -96,6 +104,8 @@ class Settings:
 SECTIONS: dict[str, type[BaseModel]] = {
     "store": StoreResource,
     "thresholds": ThresholdsResource,
+    "labels": LabelRulesResource,
+    "text_training": TextTrainingResource,
     "demo": DemoSettings,
     "dagster": DagsterSettings,
 }

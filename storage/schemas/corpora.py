@@ -1,0 +1,92 @@
+"""Unimodal corpus tables: one items table per corpus, the balanced text training set, and the
+sentence embeddings of the text corpora.
+
+Every corpus adapter (text now; audio and face corpora later) writes `<corpus>_items` with the
+same columns, keyed by (corpus, id): its text where it has one, its raw label(s) as written, the
+unified label from `storage.labels`, an intensity and valence/arousal/dominance where the corpus
+rates them, the speaker or subject, the media path, and a status with its reason.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from storage.schemas import STATUS_FIELDS, TableSchema, register, vector
+
+TEXT_CORPORA: tuple[str, ...] = ("crowdflower", "saravia", "goemotions", "isear", "semeval_ei_reg")
+
+# all-MiniLM-L6-v2, the default text encoder, gives 384-d sentence vectors.
+TEXT_EMBEDDING_DIM = 384
+
+ITEM_FIELDS = [
+    pa.field("corpus", pa.string(), nullable=False),
+    pa.field("id", pa.string(), nullable=False),  # stable, from the corpus's own naming
+    pa.field("split", pa.string(), nullable=False),  # train, dev or test
+    pa.field("text", pa.string()),
+    pa.field("raw_labels", pa.list_(pa.string()), nullable=False),  # as the corpus writes them
+    pa.field("label", pa.string()),  # one of storage.labels.EMOTIONS; null unless status is ok
+    pa.field("intensity", pa.float64()),
+    pa.field("valence", pa.float64()),
+    pa.field("arousal", pa.float64()),
+    pa.field("dominance", pa.float64()),
+    pa.field("speaker", pa.string()),  # speaker or subject
+    pa.field("path", pa.string()),  # media file, relative to the corpus root
+    *STATUS_FIELDS,
+]
+ITEMS_SCHEMA = pa.schema(ITEM_FIELDS)
+
+
+def items_table(corpus: str) -> TableSchema:
+    """The declared items table of one corpus (`<corpus>_items`)."""
+    return register(TableSchema(
+        name=f"{corpus}_items",
+        version=1,
+        schema=ITEMS_SCHEMA,
+        key=("corpus", "id"),
+        description=f"One row per {corpus} item (or malformed line), raw and unified labels, status.",
+    ))
+
+
+TEXT_ITEMS = {corpus: items_table(corpus) for corpus in TEXT_CORPORA}
+
+TEXT_TRAINING_SET = register(TableSchema(
+    name="text_training_set",
+    version=1,
+    schema=pa.schema([
+        pa.field("corpus", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("copy", pa.int32(), nullable=False),  # 0; 1, 2, ... for oversampled repeats
+        pa.field("split", pa.string(), nullable=False),  # the source split: train or dev
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("text_key", pa.string(), nullable=False),  # hash of the normalized text
+    ]),
+    key=("corpus", "id", "copy"),
+    description="Texts balanced per emotion across the five text corpora' train and dev splits.",
+))
+
+
+def text_corpus_embeddings(dim: int = TEXT_EMBEDDING_DIM) -> TableSchema:
+    """The embeddings table with `dim`-d vectors (the declared table uses the default encoder's)."""
+    return TableSchema(
+        name="text_corpus_embeddings",
+        version=1,
+        format="lance",
+        key=("key",),
+        schema=pa.schema([
+            pa.field("key", pa.string(), nullable=False),  # row_key(corpus/id, text hash, fingerprint)
+            pa.field("corpus", pa.string(), nullable=False),
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("split", pa.string(), nullable=False),
+            pa.field("label", pa.string()),
+            pa.field("raw_labels", pa.list_(pa.string()), nullable=False),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("text_hash", pa.string(), nullable=False),
+            pa.field("fingerprint", pa.string(), nullable=False),
+            pa.field("vector", vector(dim), nullable=False),
+        ]),
+        description="Sentence embeddings of the text corpora' items, keyed by item, text and encoder.",
+    )
+
+
+TEXT_CORPUS_EMBEDDINGS = register(text_corpus_embeddings())
