@@ -31,6 +31,8 @@ class Status(enum.StrEnum):
     # vision
     NO_FACE = "no_face"
     NO_SPEAKER_MATCH = "no_speaker_match"
+    SMALL_FACE = "small_face"  # a detected face under the configured minimum size
+    LOW_SCORE = "low_score"  # a detected face under the configured minimum detector score
     # models
     MISALIGNED = "misaligned"
     ENCODER_FAILED = "encoder_failed"
