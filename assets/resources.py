@@ -100,3 +100,71 @@ class TextTrainingResource(dg.ConfigurableResource):
     def fingerprint(self) -> str:
         blob = json.dumps(self.model_dump(), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class FacesResource(dg.ConfigurableResource):
+    """Which detected faces count and how they are cut out (`[faces]`)."""
+
+    min_size: float = Field(default=40.0, gt=0, description="Faces whose shorter box side is under this many pixels (in the original frame) are rejected (status small_face).")
+    min_score: float = Field(default=0.9, ge=0.0, le=1.0, description="Faces the detector scores under this are rejected (status low_score).")
+    crop_size: int = Field(default=160, ge=64, description="Side of the stored aligned face crops, in pixels.")
+    crop_margin: float = Field(default=0.25, ge=0.0, le=1.0, description="Context kept around the face box in a crop, as a share of the box side on each side.")
+
+    def options(self):
+        from models.encoders.face_detect import CropGeometry, DetectionOptions
+
+        return DetectionOptions(min_size=self.min_size, min_score=self.min_score,
+                                crop=CropGeometry(self.crop_size, self.crop_margin))
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.model_dump(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class GalleryResource(dg.ConfigurableResource):
+    """Speaker galleries, their human review, and speaking-face matching (`[gallery]`).
+
+    The fingerprint includes a hash of the review file's content, so editing the review marks
+    the gallery and everything downstream of it stale, and nothing else.
+    """
+
+    utterances: int = Field(default=20, gt=0, description="Utterances sampled per speaker (among those whose every sampled frame shows exactly one face) to build the speaker's reference face.")
+    outlier_similarity: float = Field(default=0.8, ge=-1.0, le=1.0, description="A gallery face less cosine-similar than this to the speaker's robust centre is an outlier (0.8 suits dlib, whose same-person cut-off is a distance of 0.6).")
+    match_threshold: float = Field(default=0.8, ge=-1.0, le=1.0, description="Cosine similarity to the speaker's reference a face needs to be taken as the speaking face.")
+    review_file: str = Field(default="", description="The face review file (crops to exclude or reassign); default: `<store>.face_review.toml` beside a local store.")
+
+    def for_store(self, store_root: str) -> "GalleryResource":
+        """This resource with the default review file beside `store_root` filled in."""
+        from storage import uris
+
+        if self.review_file or not uris.is_local(store_root):
+            return self
+        return GalleryResource(**{**self.model_dump(), "review_file": store_root + ".face_review.toml"})
+
+    def review(self):
+        from models.face_gallery import Review
+
+        return Review.load(self.review_file or None)
+
+    def fingerprint(self) -> str:
+        from models.face_gallery import review_fingerprint
+
+        fields = {**self.model_dump(), "review": review_fingerprint(self.review_file or None)}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _default_prompts() -> dict[str, str]:
+    from models.encoders.frame_emotion import DEFAULT_PROMPTS
+
+    return dict(DEFAULT_PROMPTS)
+
+
+class ZeroShotResource(dg.ConfigurableResource):
+    """CLIP zero-shot frame emotion (`[zero_shot]`); the weights are `[encoders.frame_emotion]`."""
+
+    every_nth_frame: int = Field(default=10, gt=0, description="Score every Nth video frame of a clip (10: about three per second at MELD's 23.976 fps).")
+    prompts: dict[str, str] = Field(default_factory=_default_prompts, description="Emotion -> the text prompt its frames are scored against (default: MELD's seven, 'a photo of a happy person', ...).")
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.model_dump(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -16,5 +16,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "thresholds": settings.thresholds,
         "labels": settings.labels,
         "text_training": settings.text_training,
+        "faces": settings.faces,
+        "gallery": settings.gallery.for_store(settings.store.root),
+        "zero_shot": settings.zero_shot,
         **settings.encoders,
     }

@@ -21,10 +21,13 @@ from pydantic import BaseModel, Field
 
 from assets.resources import (
     EncoderResource,
+    FacesResource,
+    GalleryResource,
     LabelRulesResource,
     StoreResource,
     TextTrainingResource,
     ThresholdsResource,
+    ZeroShotResource,
 )
 from storage import uris
 
@@ -45,6 +48,12 @@ DEFAULT_ENCODERS: dict[str, dict[str, Any]] = {
     "text": {"backend": "sentence-transformers", "model": "all-MiniLM-L6-v2"},
     "face_detector": {"backend": "mtcnn"},
     "face_embedder": {"backend": "dlib"},
+}
+
+# Roles whose weights no package ships: the resource always exists (so its assets load), and the
+# model runs once `path` or `model` is configured; until then its assets write empty tables.
+UNCONFIGURED_ENCODERS: dict[str, dict[str, Any]] = {
+    "frame_emotion": {"backend": "clip"},
 }
 
 DEMO_ROOT = "demo"
@@ -86,6 +95,9 @@ class Settings:
     thresholds: ThresholdsResource
     labels: LabelRulesResource
     text_training: TextTrainingResource
+    faces: FacesResource
+    gallery: GalleryResource
+    zero_shot: ZeroShotResource
     demo: DemoSettings
     dagster: DagsterSettings
 
@@ -106,10 +118,13 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "thresholds": ThresholdsResource,
     "labels": LabelRulesResource,
     "text_training": TextTrainingResource,
+    "faces": FacesResource,
+    "gallery": GalleryResource,
+    "zero_shot": ZeroShotResource,
     "demo": DemoSettings,
     "dagster": DagsterSettings,
 }
-PATH_KEYS = {"root", "path", "home"}  # values resolved against the config file's directory
+PATH_KEYS = {"root", "path", "home", "review_file"}  # values resolved against the config file's directory
 
 
 def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -173,13 +188,15 @@ def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Setti
 
     encoders: dict[str, EncoderResource] = {}
     user_encoders = _table(raw, "encoders", where)
-    for role in sorted(set(DEFAULT_ENCODERS) | set(user_encoders)):
-        table = user_encoders.get(role, DEFAULT_ENCODERS.get(role))
+    for role in sorted(set(DEFAULT_ENCODERS) | set(UNCONFIGURED_ENCODERS) | set(user_encoders)):
+        table = user_encoders.get(role, DEFAULT_ENCODERS.get(role) or UNCONFIGURED_ENCODERS.get(role))
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [encoders.{role}] must be a table")
         if "backend" not in table and role in DEFAULT_ENCODERS:
             # A section that names no backend adjusts the default one (e.g. only `model = "base"`).
             table = {**DEFAULT_ENCODERS[role], **table}
+        elif "backend" not in table and role in UNCONFIGURED_ENCODERS:
+            table = {**UNCONFIGURED_ENCODERS[role], **table}
         if "role" in table:
             raise ConfigError(f"{where}: [encoders.{role}] role: the role is the section's name")
         encoder = _section(EncoderResource, {**table, "role": role}, f"[encoders.{role}]", where, base_dir)
