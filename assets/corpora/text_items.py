@@ -1,0 +1,146 @@
+"""`<corpus>_items` for the five text emotion corpora, each with its `readable` check.
+
+A corpus with no `[corpora.<name>]` section materializes an empty table and says so. A configured
+one is read in its published layout (assets/corpora/text_sources.py); every line becomes a row,
+bad ones with a status and a reason. The check fails (and blocks the training set) when a
+configured corpus yields no rows, misses an expected file, or is mostly malformed: a wrong root
+or another layout rather than a few bad lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from assets.corpora.text_sources import READERS, USES_LABEL_RULES, SourceRead
+from assets.reporting import table_result
+from assets.resources import CorporaResource, LabelRulesResource, StoreResource
+from storage.labels import LabelRules
+from storage.schemas.corpora import ITEMS_SCHEMA, TEXT_CORPORA
+from storage.status import Status
+
+ITEMS_CODE_VERSION = "1"  # bump when a reader changes what it writes
+MAX_MALFORMED_SHARE = 0.05  # above this a corpus is more likely misplaced than slightly damaged
+
+
+def items_frame(rows: list[dict]):
+    import polars as pl
+    import pyarrow as pa
+
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA))
+
+
+def split_status_markdown(frame) -> str:
+    """Rows per split (rows) and status (columns) as a Markdown table."""
+    if frame.is_empty():
+        return "(no rows)"
+    counts = frame.group_by("split", "status").len()
+    statuses = sorted(set(counts["status"]), key=lambda s: (s != "ok", s))
+    splits = [s for s in ("train", "dev", "test") if s in set(counts["split"])]
+    cell = {(r["split"], r["status"]): r["len"] for r in counts.iter_rows(named=True)}
+    lines = ["| split | " + " | ".join(statuses) + " | rows |", "|---|" + "---|" * (len(statuses) + 1)]
+    for split in splits:
+        values = [cell.get((split, s), 0) for s in statuses]
+        lines.append(f"| {split} | " + " | ".join(map(str, values)) + f" | {sum(values)} |")
+    return "\n".join(lines)
+
+
+def readable_check(corpus: str, frame, read: SourceRead | None) -> dg.AssetCheckResult:
+    counts = {s: int(n) for s, n in frame.group_by("status").len().iter_rows()} if frame.height else {}
+    if read is None:
+        return dg.AssetCheckResult(check_name="readable", passed=True,
+                                   metadata={"note": f"{corpus} is not configured"})
+    malformed = counts.get(Status.MALFORMED_ROW, 0)
+    share = malformed / frame.height if frame.height else 1.0
+    problems = []
+    if frame.height == 0:
+        problems.append("no rows")
+    if read.missing:
+        problems.append("missing " + ", ".join(read.missing))
+    if share > MAX_MALFORMED_SHARE:
+        problems.append(f"{share:.1%} of rows malformed")
+    return dg.AssetCheckResult(
+        check_name="readable",
+        passed=not problems,
+        metadata={
+            "rows by status": dg.MetadataValue.json(counts),
+            "malformed share": round(share, 4),
+            "problems": "; ".join(problems) or "none",
+        },
+    )
+
+
+def materialize_items(context, corpus: str, store: StoreResource, corpora: CorporaResource,
+                      rules: LabelRules) -> dg.MaterializeResult:
+    table = store.store().parquet(f"{corpus}_items")
+    root = corpora.root(corpus)
+    if root is None:
+        frame = items_frame([])
+        version = table.write(frame, fingerprint=ITEMS_CODE_VERSION, metadata={"configured": "false"})
+        context.log.info(f"{corpus} is not configured: wrote an empty table")
+        return table_result(
+            frame,
+            data_version=version.metadata["content_hash"],
+            metadata={"corpus": f"not configured: add [corpora.{corpus}] root to emostore.toml to ingest it"},
+            check_results=[readable_check(corpus, frame, None)],
+        )
+    read = READERS[corpus](Path(root), rules)
+    frame = items_frame(read.rows)
+    version = table.write(frame, fingerprint=ITEMS_CODE_VERSION,
+                          metadata={"root": root, "files": read.files, "missing": read.missing})
+    ok = frame.filter(frame["status"] == Status.OK)
+    raw_counts = frame.explode("raw_labels").group_by("raw_labels").len().sort("len", descending=True)
+    context.log.info(f"{corpus}: {frame.height} rows from {len(read.files)} files; "
+                     f"{ok.height} usable; missing files: {read.missing or 'none'}")
+    return table_result(
+        frame,
+        data_version=version.metadata["content_hash"],
+        metadata={
+            "corpus root": root,
+            "files read": dg.MetadataValue.json(read.files),
+            "missing files": dg.MetadataValue.json(read.missing),
+            "quirks handled (lines)": dg.MetadataValue.json(read.quirks),
+            "rows by split and status": dg.MetadataValue.md(split_status_markdown(frame)),
+            "usable rows by label": dg.MetadataValue.json(
+                {k: int(v) for k, v in ok.group_by("label").len().sort("label").iter_rows()}
+            ),
+            "rows by raw label": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in raw_counts.iter_rows()}
+            ),
+        },
+        check_results=[readable_check(corpus, frame, read)],
+        sample_columns=["id", "split", "text", "raw_labels", "label", "status", "reason"],
+    )
+
+
+def items_asset(corpus: str) -> dg.AssetsDefinition:
+    """The `<corpus>_items` asset; it asks for `[labels]` only where its reader applies a rule."""
+    spec = dict(
+        name=f"{corpus}_items",
+        group_name="corpora",
+        code_version=ITEMS_CODE_VERSION,
+        description=f"Every line of {corpus} as an item: text, raw and unified label, status.",
+        check_specs=[dg.AssetCheckSpec(
+            name="readable", asset=f"{corpus}_items", blocking=True,
+            description="A configured corpus yields rows, has every expected file and at most "
+                        f"{MAX_MALFORMED_SHARE:.0%} malformed rows.",
+        )],
+    )
+    if corpus in USES_LABEL_RULES:
+        @dg.asset(**spec)
+        def with_rules(context, store: StoreResource,
+                       corpora: CorporaResource, labels: LabelRulesResource) -> dg.MaterializeResult:
+            return materialize_items(context, corpus, store, corpora, labels.rules())
+
+        return with_rules
+
+    @dg.asset(**spec)
+    def without_rules(context, store: StoreResource,
+                      corpora: CorporaResource) -> dg.MaterializeResult:
+        return materialize_items(context, corpus, store, corpora, LabelRules())
+
+    return without_rules
+
+
+TEXT_ITEM_ASSETS = {corpus: items_asset(corpus) for corpus in TEXT_CORPORA}
