@@ -4,12 +4,18 @@ Everything decodes with PyAV (FFmpeg inside the wheel). Failures surface as `Med
 carries the status a row should get and a human reason, so callers turn bad clips into rows.
 
 Speech channel choice. A clip may carry several channels (MELD's are 5.1), and the speech is not
-always in the same one. Each channel, resampled to 16 kHz, gets a *speech score*: the power in
-the telephone speech band (300-3400 Hz) weighted by the share of the channel's power that falls in
-that band, in dB (`band_dbfs + 10*log10(speech_ratio)`). Voice scores high on both; silence and
-faint noise score low on power, broadband music and noise lose on the ratio. The best channel is
-used; channels within `MIX_MARGIN_DB` of the best are averaged instead (dual-mono stereo gives a
-"mix" of identical channels). Audio whose best band power is under `SILENCE_DBFS` (-70 dB; quiet real speech such as RAVDESS sits near -50 dB) is silent.
+always in the same one. Each channel, resampled to 16 kHz, gets a *speech score* in dB:
+
+    score = band_dbfs + 10*log10(speech_ratio) + 10*log10(modulation)
+
+`band_dbfs` is the power in the telephone speech band (300-3400 Hz), `speech_ratio` the share of
+the channel's power inside that band, and `modulation` the coefficient of variation of the band's
+energy over 32 ms frames (speech rises and falls with its syllables and pauses: about 1 or more;
+steady noise or hum: about 0.1). Silence and faint noise lose on power, rumble and hiss on the
+ratio, steady noise of any level on the modulation. The best channel is used; channels within
+`MIX_MARGIN_DB` of the best are averaged instead (dual-mono stereo gives a mix of identical
+channels). Audio whose best band power is under `SILENCE_DBFS` (-70 dB; quiet real speech such as
+RAVDESS sits near -50 dB) is silent.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from storage.status import Status
 SAMPLE_RATE = 16_000  # Hz: what the speech models (Whisper, resemblyzer, silero) take
 SPEECH_BAND_HZ = (300.0, 3400.0)  # the telephone band, where most speech energy lies
 MIX_MARGIN_DB = 1.0  # channels this close to the best one carry the same speech: average them
+ENVELOPE_FRAME_S = 0.032  # syllables last 100-300 ms: 32 ms frames resolve their rise and fall
+MIN_MODULATION = 0.01  # floor for the variation term (a constant signal would give -inf)
 SILENCE_DBFS = -70.0  # best speech-band power below this (full scale = 0 dB) counts as silent
 JPEG_QUALITY = 90
 _EPS = 1e-12
@@ -105,16 +113,34 @@ def _open(path: str | os.PathLike):
     except FileNotFoundError:
         raise MediaProblem(Status.MISSING_MEDIA, f"clip {path} does not exist") from None
     except av.error.FFmpegError as exc:
-        raise MediaProblem(Status.CORRUPT_MEDIA, f"cannot open {Path(path).name}: {_ffmpeg_message(exc)}") from None
+        raise MediaProblem(Status.CORRUPT_MEDIA, f"cannot open {Path(path).name}: {_open_failure(path, exc)}") from None
+
+
+def _open_failure(path: str | os.PathLike, exc: Exception) -> str:
+    """FFmpeg's own words for why a file does not open (e.g. "moov atom not found").
+
+    PyAV keeps FFmpeg's log off by default; it is switched on only to re-open a failed file."""
+    import av.logging
+
+    detail = ""
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    try:
+        av.logging.set_level(av.logging.ERROR)
+        av.logging.set_skip_repeated(False)  # the same failure on another file must be told too
+        with av.logging.Capture() as logs:
+            try:
+                av.open(str(path)).close()
+            except av.error.FFmpegError:
+                pass
+        detail = "; ".join(str(line[2]).strip() for line in logs if len(line) > 2 and str(line[2]).strip())
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
+    return _ffmpeg_message(exc) + (f" ({detail})" if detail else "")
 
 
 def _ffmpeg_message(exc: Exception) -> str:
-    # PyAV appends the file name; keep FFmpeg's own words (e.g. "moov atom not found").
-    text = getattr(exc, "strerror", None) or str(exc)
-    log = getattr(exc, "log", None)
-    if log and len(log) > 2 and log[2]:
-        text = f"{text} ({str(log[2]).strip()})"
-    return text
+    return getattr(exc, "strerror", None) or str(exc)  # without the file name PyAV appends
 
 
 def probe(path: str | os.PathLike) -> MediaFacts:
@@ -188,26 +214,43 @@ class ChannelMeasure:
 
     band_dbfs: float  # power in 300-3400 Hz, dB relative to full scale
     speech_ratio: float  # share of the channel's power inside that band, 0..1
+    modulation: float  # coefficient of variation of the band's energy over 32 ms frames
 
     @property
     def score_db(self) -> float:
-        return self.band_dbfs + 10 * math.log10(max(self.speech_ratio, _EPS))
+        return (self.band_dbfs + 10 * math.log10(max(self.speech_ratio, _EPS))
+                + 10 * math.log10(max(self.modulation, MIN_MODULATION)))
 
 
 def measure_channel(samples: np.ndarray, rate: int = SAMPLE_RATE) -> ChannelMeasure:
-    """Speech-band power and in-band share of one channel `samples: (N,)`."""
+    """Speech-band power, in-band share and envelope variation of one channel `samples: (N,)`."""
     assert samples.ndim == 1, samples.shape
     if samples.size == 0:
-        return ChannelMeasure(band_dbfs=-120.0, speech_ratio=0.0)
+        return ChannelMeasure(band_dbfs=-120.0, speech_ratio=0.0, modulation=0.0)
     x = samples.astype(np.float64) - float(np.mean(samples))  # a DC offset is not speech
-    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    spectrum = np.fft.rfft(x)
+    power_spectrum = np.abs(spectrum) ** 2
     freqs = np.fft.rfftfreq(x.size, d=1.0 / rate)
     in_band = (freqs >= SPEECH_BAND_HZ[0]) & (freqs <= SPEECH_BAND_HZ[1])
-    total = float(spectrum.sum())
-    ratio = float(spectrum[in_band].sum()) / total if total > _EPS else 0.0
+    total = float(power_spectrum.sum())
+    ratio = float(power_spectrum[in_band].sum()) / total if total > _EPS else 0.0
     power = float(np.mean(x * x))  # Parseval: the band's share of this is its power
-    band_power = power * ratio
-    return ChannelMeasure(band_dbfs=10 * math.log10(max(band_power, _EPS)), speech_ratio=ratio)
+    band = np.fft.irfft(np.where(in_band, spectrum, 0), n=x.size)
+    return ChannelMeasure(
+        band_dbfs=10 * math.log10(max(power * ratio, _EPS)),
+        speech_ratio=ratio,
+        modulation=_envelope_variation(band, int(rate * ENVELOPE_FRAME_S)),
+    )
+
+
+def _envelope_variation(band: np.ndarray, frame: int) -> float:
+    """std/mean of the energy per frame: about 0.1 for steady noise, near 1 or above for speech."""
+    frames = band[: band.size // frame * frame].reshape(-1, frame)
+    if frames.shape[0] < 2:
+        return 1.0  # too short to tell: neither favoured nor penalised
+    energy = (frames ** 2).mean(axis=1)
+    mean = float(energy.mean())
+    return float(energy.std() / mean) if mean > _EPS else 0.0
 
 
 @dataclasses.dataclass(frozen=True)

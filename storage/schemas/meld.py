@@ -84,6 +84,7 @@ CLIP_AUDIO = register(TableSchema(
         # the channel-choice measure, one value per source channel
         pa.field("channel_band_dbfs", pa.list_(pa.float32())),
         pa.field("channel_speech_ratio", pa.list_(pa.float32())),
+        pa.field("channel_modulation", pa.list_(pa.float32())),
         pa.field("channel_score_db", pa.list_(pa.float32())),
         pa.field("rms_dbfs", pa.float32()),
         pa.field("reused", pa.bool_()),
