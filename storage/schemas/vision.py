@@ -1,0 +1,156 @@
+"""Vision tables: faces found in the 1 fps frames, their embeddings, speaker galleries, the
+speaking face of each utterance, and zero-shot frame emotions.
+
+Identifiers: a clip is `{split}/dia{D}_utt{U}` (MELD's utterance id); a face crop is
+`{clip}/t{second}/face{k}` (k counts the frame's detections, best score first); a frame where
+nothing was detected is `{clip}/t{second}`, and a clip that gave no frame is `{clip}` itself.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from storage.schemas import STATUS_FIELDS, TableSchema, register, vector
+
+_CLIP = [
+    pa.field("id", pa.string(), nullable=False),  # the utterance (clip) id
+    pa.field("split", pa.string(), nullable=False),
+]
+
+FACE_DETECTIONS = register(TableSchema(
+    name="face_detections",
+    version=1,
+    key=("crop_id",),
+    partition_by="split",
+    description="Every face detected in the 1 fps frames (accepted or rejected by size and "
+                "score), one row per frame without a face, one per clip without frames.",
+    schema=pa.schema([
+        pa.field("crop_id", pa.string(), nullable=False),
+        *_CLIP,
+        pa.field("second", pa.int32()),
+        pa.field("time_s", pa.float64()),
+        pa.field("face_index", pa.int32()),
+        pa.field("box", pa.list_(pa.float32(), 4)),  # x1, y1, x2, y2 in frame pixels
+        pa.field("score", pa.float32()),
+        pa.field("face_size", pa.float32()),  # shorter box side, px
+        pa.field("landmarks", pa.list_(pa.float32(), 10)),  # 5 (x, y): eyes, nose, mouth corners
+        pa.field("crop_uri", pa.string()),  # aligned fixed-size PNG, content-addressed
+        pa.field("crop_hash", pa.string()),
+        pa.field("frame_width", pa.int32()),
+        pa.field("frame_height", pa.int32()),
+        *STATUS_FIELDS,
+    ]),
+))
+
+
+def _face_embeddings(dim: int) -> TableSchema:
+    return register(TableSchema(
+        name=f"face_embeddings_{dim}",
+        version=1,
+        key=("key",),
+        format="lance",
+        description=f"{dim}-d embeddings of accepted face crops, keyed by (crop id, crop hash, "
+                    "embedder fingerprint).",
+        schema=pa.schema([
+            pa.field("key", pa.string(), nullable=False),
+            pa.field("crop_id", pa.string(), nullable=False),
+            *_CLIP,
+            pa.field("speaker", pa.string()),  # the utterance's speaker label, as in MELD
+            pa.field("second", pa.int32()),
+            pa.field("face_index", pa.int32()),
+            pa.field("crop_hash", pa.string()),
+            pa.field("fingerprint", pa.string()),
+            pa.field("vector", vector(dim)),  # unit length
+        ]),
+    ))
+
+
+# One table per vector size (Lance vectors are fixed-size): dlib gives 128, FaceNet 512.
+FACE_EMBEDDINGS: dict[int, TableSchema] = {dim: _face_embeddings(dim) for dim in (128, 512)}
+
+
+def face_embeddings_schema(dim: int) -> TableSchema:
+    try:
+        return FACE_EMBEDDINGS[dim]
+    except KeyError:
+        raise ValueError(f"no face embedding table for {dim}-d vectors; known: {sorted(FACE_EMBEDDINGS)}") from None
+
+
+SPEAKER_GALLERY = register(TableSchema(
+    name="speaker_gallery",
+    version=1,
+    key=("speaker",),
+    description="Each enrolled speaker's reference face embedding, or why there is none.",
+    schema=pa.schema([
+        pa.field("speaker", pa.string(), nullable=False),
+        pa.field("utterances", pa.int32()),  # sampled utterances whose frames show one face
+        pa.field("faces", pa.int32()),  # candidate crops after review
+        pa.field("members", pa.int32()),  # crops that entered the reference
+        pa.field("outliers", pa.int32()),
+        pa.field("excluded", pa.int32()),  # by review
+        pa.field("reassigned_in", pa.int32()),  # crops review moved to this speaker
+        pa.field("spread", pa.float32()),  # mean cosine similarity of members to the reference
+        pa.field("fingerprint", pa.string()),  # the face embedder's
+        pa.field("vector", pa.list_(pa.float32())),  # unit length; null without a reference
+        *STATUS_FIELDS,
+    ]),
+))
+
+SPEAKER_GALLERY_FACES = register(TableSchema(
+    name="speaker_gallery_faces",
+    version=1,
+    key=("crop_id",),
+    description="Every crop considered for a speaker's gallery and its verdict "
+                "(member, outlier, excluded).",
+    schema=pa.schema([
+        pa.field("crop_id", pa.string(), nullable=False),
+        pa.field("speaker", pa.string(), nullable=False),  # after review's reassignments
+        pa.field("labelled_speaker", pa.string()),  # the utterance's label
+        *_CLIP,
+        pa.field("second", pa.int32()),
+        pa.field("crop_uri", pa.string()),
+        pa.field("similarity", pa.float32()),  # to the speaker's robust centre
+        pa.field("verdict", pa.string(), nullable=False),  # member | outlier | excluded
+        pa.field("reviewed", pa.string()),  # "" | excluded | reassigned
+    ]),
+))
+
+SPEAKING_FACES = register(TableSchema(
+    name="speaking_faces",
+    version=1,
+    partition_by="split",
+    description="Per utterance: the labelled speaker's face embedding (the mean over frames) "
+                "and its confidence, or why there is none.",
+    schema=pa.schema([
+        *_CLIP,
+        pa.field("speaker", pa.string()),  # the label, as in MELD
+        pa.field("matched_speaker", pa.string()),  # the person matched (one of the label's names)
+        pa.field("combined", pa.bool_()),
+        pa.field("frames", pa.int32()),
+        pa.field("frames_with_face", pa.int32()),
+        pa.field("frames_matched", pa.int32()),
+        pa.field("confidence", pa.float32()),  # mean cosine similarity to the reference
+        pa.field("crop_ids", pa.list_(pa.string())),  # the face kept in each matched frame
+        pa.field("fingerprint", pa.string()),  # the face embedder's
+        pa.field("vector", pa.list_(pa.float32())),  # unit length; null unless status ok
+        *STATUS_FIELDS,
+    ]),
+))
+
+FRAME_EMOTIONS = register(TableSchema(
+    name="frame_emotions",
+    version=1,
+    key=("id", "frame"),
+    partition_by="split",
+    description="CLIP zero-shot emotion probabilities of every Nth video frame.",
+    schema=pa.schema([
+        *_CLIP,
+        pa.field("frame", pa.int32()),  # index of the frame in the video stream
+        pa.field("time_s", pa.float64()),
+        pa.field("emotions", pa.list_(pa.string())),  # the prompts' emotions, in order
+        pa.field("probabilities", pa.list_(pa.float32())),
+        pa.field("emotion", pa.string()),  # the most probable
+        pa.field("fingerprint", pa.string()),
+        *STATUS_FIELDS,
+    ]),
+))
