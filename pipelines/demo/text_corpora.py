@@ -102,17 +102,21 @@ ISEAR_HEADER = ("ID|CITY|COUN|SUBJ|SEX|AGE|RELI|PRAC|FOCC|MOCC|FIEL|EMOT|WHEN|LO
                 "TEMPER|EXPRES|MOVE|EXP1|EXP2|EXP10|PARAL|CON|EXPC|PLEA|PLAN|FAIR|CAUS|COPING|MORL|SELF|"
                 "RELA|VERBAL|NEUTRO|Field1|Field3|Field2|MYKEY|SIT|STATE|")
 USERS = ("sunnyd", "mike_r", "lola88", "the_real_jen", "bookworm", "gary_k", "kittykat", "dj_max")
+# When it happened: varies the sentences so that few repeat once normalized.
+WHEN = ("", " today", " this week", " again", " last night", " at the weekend", " after work",
+        " on my birthday", " this morning", " twice this month", " on the way home", " in front of everyone")
+NEUTRAL_OPENERS = ("fyi", "reminder:", "note that", "just so you know", "update:", "heads up,")
 
 
 def _feeling(emotion: str, rng: random.Random) -> tuple[str, str]:
     feelings, causes = PHRASES[emotion]
-    return rng.choice(feelings), rng.choice(causes)
+    return rng.choice(feelings), rng.choice(causes) + rng.choice(WHEN)
 
 
 def tweet(emotion: str, rng: random.Random) -> str:
     feeling, cause = _feeling(emotion, rng)
     if emotion == "neutral":
-        return f"@{rng.choice(USERS)} {cause}"
+        return f"@{rng.choice(USERS)} {rng.choice(NEUTRAL_OPENERS)} {cause}"
     opener = rng.choice([f"so {feeling} right now,", f"I'm {feeling} because", f"{feeling}!!"])
     return f"{opener} {cause} #{emotion}"
 
@@ -126,7 +130,7 @@ def saravia_line(emotion: str, rng: random.Random) -> str:
 def reddit_comment(group: str, rng: random.Random) -> str:
     feeling, cause = _feeling(group, rng)
     if group == "neutral":
-        return f"Apparently {cause}."
+        return f"{rng.choice(['Apparently', 'I read that', 'Someone said', 'FYI'])} {cause}."
     who = rng.choice(["[NAME]", "My buddy", "Honestly I"])
     return f"{who} {'was' if who != 'Honestly I' else 'am'} {feeling} when {cause}."
 
