@@ -80,6 +80,57 @@ CORPUS_LABELS: dict[str, dict[str, str | None]] = {
         "guilt": None,
     },
     "semeval_ei_reg": {"anger": "anger", "fear": "fear", "joy": "joy", "sadness": "sadness"},
+    # Audio, face and dialogue corpora. Raw labels are the tokens each corpus writes in its file
+    # names, folders or label files; numeric codes are given their documented names.
+    # RAVDESS emotion codes 01..08
+    "ravdess": {
+        "neutral": "neutral", "calm": None, "happy": "joy", "sad": "sadness", "angry": "anger",
+        "fearful": "fear", "disgust": "disgust", "surprised": "surprise",
+    },
+    # CREMA-D file names: 1001_DFA_ANG_XX.wav
+    "cremad": {
+        "ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "joy", "NEU": "neutral", "SAD": "sadness",
+    },
+    # SAVEE file names: DC_a01.wav (sa and su before single letters)
+    "savee": {
+        "a": "anger", "d": "disgust", "f": "fear", "h": "joy", "n": "neutral", "sa": "sadness",
+        "su": "surprise",
+    },
+    # TESS file names: OAF_back_angry.wav; ps is pleasant surprise
+    "tess": {
+        "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy", "neutral": "neutral",
+        "ps": "surprise", "sad": "sadness",
+    },
+    # EmoDB file names: 03a01Fa.wav, German initials (W Ärger, L Langeweile, E Ekel, A Angst,
+    # F Freude, T Trauer, N neutral)
+    "emodb": {
+        "W": "anger", "L": None, "E": "disgust", "A": "fear", "F": "joy", "T": "sadness", "N": "neutral",
+    },
+    # JAFFE file names: KA.AN1.39.tiff
+    "jaffe": {
+        "AN": "anger", "DI": "disgust", "FE": "fear", "HA": "joy", "NE": "neutral", "SA": "sadness",
+        "SU": "surprise",
+    },
+    # CK+ Emotion codes 1..7 (and the CK+48 folder names, the same words)
+    "ckplus": {
+        "anger": "anger", "contempt": None, "disgust": "disgust", "fear": "fear", "happy": "joy",
+        "sadness": "sadness", "surprise": "surprise",
+    },
+    # RAF-DB basic codes 1..7
+    "rafdb": {
+        "surprise": "surprise", "fear": "fear", "disgust": "disgust", "happiness": "joy",
+        "sadness": "sadness", "anger": "anger", "neutral": "neutral",
+    },
+    # FER2013 codes 0..6
+    "fer2013": {
+        "angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy", "sad": "sadness",
+        "surprise": "surprise", "neutral": "neutral",
+    },
+    # IEMOCAP EmoEvaluation categories (xxx, no majority, is an ambiguous_label, not a label)
+    "iemocap": {
+        "ang": "anger", "dis": "disgust", "fea": "fear", "hap": "joy", "neu": "neutral",
+        "sad": "sadness", "sur": "surprise", "exc": None, "fru": None, "oth": None,
+    },
 }
 
 # Display names for the rendered table.
@@ -90,6 +141,16 @@ CORPUS_TITLES: dict[str, str] = {
     "goemotions": "GoEmotions (via its Ekman groups)",
     "isear": "ISEAR",
     "semeval_ei_reg": "SemEval-2018 EI-reg (intensity >= threshold)",
+    "ravdess": "RAVDESS",
+    "cremad": "CREMA-D",
+    "savee": "SAVEE",
+    "tess": "TESS",
+    "emodb": "EmoDB (German initials)",
+    "jaffe": "JAFFE",
+    "ckplus": "CK+ and CK+48",
+    "rafdb": "RAF-DB basic",
+    "fer2013": "FER2013",
+    "iemocap": "IEMOCAP",
 }
 
 
