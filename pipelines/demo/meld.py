@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from functools import lru_cache
@@ -248,12 +249,17 @@ FILE_QUIRKS = {
     "train/dia60": "absent: no train dialogue 60 (59 and 61 exist); nothing to ingest",
 }
 REPEATED_SR_NO = ("train", 61, 0)  # takes the Sr No. of the row before it
+TWO_DIGIT_MS = 0.28  # MELD's `00:06:47,28` (train dia437_utt2): the EndTime's fraction, in hundredths
 
 
 # -- the writer ----------------------------------------------------------------------------------
 def write(root: Path, seed: int, workers: int | None = None) -> Path:
     """Write the demo MELD.Raw to `root/meld`; return that folder."""
     target = Path(root) / "meld"
+    if target.exists() and any(target.iterdir()):
+        if not (target / "ground_truth.json").is_file():
+            raise FileExistsError(f"{target} exists and is not a demo corpus: not overwriting it")
+        shutil.rmtree(target)  # an earlier demo corpus: replaced whole, no stale clips left
     for folder in CLIP_FOLDERS.values():
         (target / folder).mkdir(parents=True, exist_ok=True)
     jobs = plan_clips(target, seed)
@@ -347,7 +353,6 @@ def render_clip(job: ClipJob) -> dict:
     seconds = len(speech) / SAMPLE_RATE
     return {
         "duration": round(float(duration), 4),
-        "frames": frames,
         "speech": [round(lead, 3), round(lead + seconds, 3)],
         "faces": [
             {"t": t, "frame": i, "identity": person.identity, "box": box}
@@ -358,12 +363,14 @@ def render_clip(job: ClipJob) -> dict:
 
 
 def speak(text: str, voice: Voice, longest: float) -> np.ndarray:
-    """The utterance at 48 kHz, as float32 peaking at SPEECH_PEAK; sped up if longer than `longest` s."""
+    """The utterance at 48 kHz as float32 peaking at SPEECH_PEAK, spoken faster if it would
+    last longer than `longest` seconds."""
     samples, _ = synthesize(text, voice, sample_rate=SAMPLE_RATE)
     if len(samples) > longest * SAMPLE_RATE:
-        faster = dataclasses.replace(voice, rate=min(400, math.ceil(voice.rate * len(samples) / (longest * SAMPLE_RATE) * 1.1)))
-        samples, _ = synthesize(text, faster, sample_rate=SAMPLE_RATE)
-        samples = samples[: int(longest * SAMPLE_RATE)]
+        rate = math.ceil(voice.rate * len(samples) / (longest * SAMPLE_RATE) * 1.1)
+        samples, _ = synthesize(text, dataclasses.replace(voice, rate=rate), sample_rate=SAMPLE_RATE)
+    if len(samples) > longest * SAMPLE_RATE:
+        raise ValueError(f"{text!r} lasts {len(samples) / SAMPLE_RATE:.1f} s: too long for a demo clip")
     speech = samples.astype(np.float32)
     return speech * (SPEECH_PEAK / max(float(np.abs(speech).max()), 1.0))
 
@@ -585,6 +592,13 @@ def mojibake(text: str) -> str:
     return text.encode("utf-8").decode("cp1252")
 
 
+def hundredths_end(start: float, end: float, fraction: float) -> float:
+    """The end nearest `end` (and after `start`) whose fraction of a second is `fraction`."""
+    whole = math.floor(end)
+    candidates = [whole + k + fraction for k in (-1, 0, 1) if whole + k + fraction > start]
+    return min(candidates, key=lambda c: abs(c - end))
+
+
 def timestamp(seconds: float, stamp: str = "", end: bool = False) -> str:
     """SRT-style `HH:MM:SS,mmm`, or MELD's variants: one-digit hour, two-digit milliseconds."""
     ms = round(seconds * 1000)
@@ -613,6 +627,8 @@ def write_csvs(target: Path, clips: dict[str, dict], seed: int) -> None:
             if not line.annotated:
                 continue
             end = start + (length if line.span is None else line.span)
+            if line.stamp == "two_digit_ms":
+                end = hundredths_end(start, end, TWO_DIGIT_MS)
             if (dialogue.split, dialogue.id, line.utt) != REPEATED_SR_NO:
                 serial[dialogue.split] += 1
             rows[dialogue.split].append([
