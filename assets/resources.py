@@ -69,6 +69,10 @@ class ThresholdsResource(dg.ConfigurableResource):
 
     max_clip_seconds: float = Field(default=30.0, description="Utterances longer than this (by timestamps or media) get status too_long.")
     min_clip_seconds: float = Field(default=0.1, description="Utterances shorter than this (but above zero) get status too_short.")
+    max_wer: float = Field(default=0.5, ge=0.0, description="transcript_alignment keeps a clip whose normalized WER (official vs Whisper) is at most this.")
+    min_seconds_per_word: float = Field(default=0.08, ge=0.0, description="transcript_alignment drops a clip with fewer voiced seconds per official word (cut too short for its text).")
+    max_seconds_per_word: float = Field(default=2.0, gt=0.0, description="transcript_alignment drops a clip with more voiced seconds per official word (speech beyond its text).")
+    max_filtered_share: float = Field(default=0.5, ge=0.0, le=1.0, description="The alignment check warns when a split loses a larger share of its usable clips than this.")
 
     def fingerprint(self) -> str:
         blob = json.dumps(self.model_dump(), sort_keys=True)
