@@ -96,17 +96,22 @@ def text_corpus_embeddings(context, store: StoreResource,
     dim = stored_dim(registered)
     lance = LanceTable(store.store().root, embeddings_schema(dim)) if dim else registered
     stored = pl.from_arrow(lance.read_arrow(
-        where=f"fingerprint = '{fingerprint}'", columns=["key", "corpus", *ATTRIBUTES]
+        where=f"fingerprint = '{fingerprint}'", columns=["key", "corpus", "text_hash", *ATTRIBUTES]
     )).with_columns(_signature())
 
     plan = plan_changes(wanted, stored)
     to_embed = wanted.filter(pl.col("key").is_in(plan["new"]))
     texts = to_embed.unique("text_hash", keep="first", maintain_order=True).select("text_hash", "text")
+    # A new key whose text this encoder has embedded before (another item, a relabelled row)
+    # takes the stored vector.
+    vectors = stored_vectors(lance, fingerprint, set(texts["text_hash"]) & set(stored["text_hash"]))
+    reused = len(vectors)
+    texts = texts.filter(~pl.col("text_hash").is_in(list(vectors)))
     context.log.info(f"text_corpus_embeddings: {wanted.height} items; {len(plan['new'])} new keys "
-                     f"({texts.height} distinct texts to embed), {len(plan['changed'])} label updates, "
-                     f"{len(plan['stale'])} stale rows to delete")
+                     f"({texts.height} distinct texts to embed, {reused} known), {len(plan['changed'])} "
+                     f"label updates, {len(plan['stale'])} stale rows to delete")
 
-    seconds, vectors = 0.0, {}
+    seconds = 0.0
     if texts.height:
         from models.encoders.sentence import SentenceEncoder
 
@@ -132,6 +137,7 @@ def text_corpus_embeddings(context, store: StoreResource,
         data_version=content_hash(*sorted(f"{k}\x1d{s}" for k, s in zip(wanted["key"], wanted["signature"]))),
         metadata={
             "texts embedded": texts.height,
+            "vectors reused from identical texts": reused,
             "rows added": len(plan["new"]),
             "rows with labels updated": len(plan["changed"]),
             "rows deleted": len(plan["stale"]),
@@ -147,6 +153,16 @@ def text_corpus_embeddings(context, store: StoreResource,
         check_results=[coverage_check(lance, wanted, fingerprint, vectors)],
         sample_columns=["corpus", "id", "split", "label", "status", "text_hash"],
     )
+
+
+def stored_vectors(lance: LanceTable, fingerprint: str, hashes: set[str]) -> dict:
+    """text hash -> the vector this encoder stored for that text."""
+    if not hashes:
+        return {}
+    listed = ", ".join(f"'{h}'" for h in sorted(hashes))
+    found = lance.read_arrow(where=f"fingerprint = '{fingerprint}' AND text_hash IN ({listed})",
+                             columns=["text_hash", "vector"])
+    return dict(zip(found.column("text_hash").to_pylist(), found.column("vector").to_numpy(zero_copy_only=False)))
 
 
 def plan_changes(wanted, stored) -> dict:
@@ -185,7 +201,9 @@ def write_changes(lance: LanceTable, wanted, plan, vectors: dict, fingerprint: s
     new_vectors = [vectors[h] for h in new["text_hash"]]
     changed = wanted.filter(pl.col("key").is_in(plan["changed"])).select(columns)
     if changed.height:
-        kept = pl.from_arrow(lance.read_arrow(where=f"fingerprint = '{fingerprint}'", columns=["key", "vector"]))
+        corpora = ", ".join(f"'{c}'" for c in sorted(set(changed["corpus"])))
+        kept = pl.from_arrow(lance.read_arrow(where=f"fingerprint = '{fingerprint}' AND corpus IN ({corpora})",
+                                              columns=["key", "vector"]))
         kept_vectors = dict(zip(kept["key"], kept["vector"].to_numpy()))
         new_vectors += [kept_vectors[k] for k in changed["key"]]
     rows = pl.concat([new, changed])
