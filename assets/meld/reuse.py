@@ -20,7 +20,3 @@ def previous_rows(table: ParquetTable, split: str, transform_version: str) -> di
         grouped.setdefault(row["id"], []).append(row)
     return grouped
 
-
-def usable_clips(utterances) -> list[dict[str, Any]]:
-    """Utterance rows whose clip media is derived: status ok (the others carry their status on)."""
-    return [row for row in utterances.to_dicts() if row["status"] == "ok"]

@@ -268,8 +268,18 @@ def _mark_dialogue_gaps(rows: list[_Row], result: SplitIngest) -> None:
     if by_dialogue:
         absent = sorted(set(range(min(by_dialogue), max(by_dialogue) + 1)) - set(by_dialogue))
         if absent:
-            shown = ", ".join(map(str, absent[:20])) + (" ..." if len(absent) > 20 else "")
-            result.notes.append(f"dialogue ids absent from the CSV: {shown}")
+            result.notes.append(f"dialogue ids absent from the CSV: {_ranges(absent)}")
+
+
+def _ranges(numbers: list[int]) -> str:
+    """"1-3, 7, 9-10" for [1, 2, 3, 7, 9, 10] (sorted input)."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def to_arrow(rows: list[dict[str, Any]]):
