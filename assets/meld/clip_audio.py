@@ -22,7 +22,7 @@ from storage import Status, Store, content_hash, media
 from storage.schemas.meld import CLIP_AUDIO, MELD_UTTERANCES
 
 AUDIO_VERSION = "1"  # bump when the decoding, channel measure or choice changes
-WORKERS = 2  # FFmpeg decodes outside the GIL; two threads keep two cores busy
+WORKERS = 2  # decoding overlaps the channel measure a little (benchmarks/clip_media.py)
 DURATION_TOLERANCE_S = 0.25  # decoded audio vs the container's duration (AAC priming, padding)
 NOT_EXTRACTED = "not extracted: "
 

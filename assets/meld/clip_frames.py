@@ -22,7 +22,7 @@ from storage import Status, Store, content_hash, media
 from storage.schemas.meld import CLIP_FRAMES, MELD_UTTERANCES
 
 FRAMES_VERSION = "1"  # bump when frame selection or encoding changes
-WORKERS = 2
+WORKERS = 2  # FFmpeg decodes video outside the GIL: two threads about double the rate
 NOT_EXTRACTED = "not extracted: "
 
 
