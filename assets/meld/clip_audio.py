@@ -89,7 +89,6 @@ def _reusable(previous: list[dict[str, Any]] | None, utterance: dict[str, Any]) 
     group_name="meld",
     deps=[meld_utterances],
     code_version=AUDIO_VERSION,
-    pool="inference",
     check_specs=[
         dg.AssetCheckSpec("every_utterance_accounted", asset="clip_audio", blocking=True,
                           description="One row per meld_utterances row; every ok clip was decoded or given a status."),

@@ -77,7 +77,6 @@ def _reusable(previous: list[dict[str, Any]] | None, utterance: dict[str, Any]) 
     group_name="meld",
     deps=[meld_utterances],
     code_version=FRAMES_VERSION,
-    pool="inference",
     check_specs=[
         dg.AssetCheckSpec("every_clip_accounted", asset="clip_frames", blocking=True,
                           description="Every meld_utterances row has frames or a status row."),
