@@ -67,16 +67,23 @@ class EncoderResource(dg.ConfigurableResource):
 class ThresholdsResource(dg.ConfigurableResource):
     """Numeric cut-offs that decide statuses and filters (`[thresholds]`)."""
 
-    max_clip_seconds: float = Field(default=30.0, description="Utterances longer than this (by timestamps or media) get status too_long.")
-    min_clip_seconds: float = Field(default=0.1, description="Utterances shorter than this (but above zero) get status too_short.")
-    max_wer: float = Field(default=0.5, ge=0.0, description="transcript_alignment keeps a clip whose normalized WER (official vs Whisper) is at most this.")
-    min_seconds_per_word: float = Field(default=0.08, ge=0.0, description="transcript_alignment drops a clip with fewer voiced seconds per official word (cut too short for its text).")
-    max_seconds_per_word: float = Field(default=2.0, gt=0.0, description="transcript_alignment drops a clip with more voiced seconds per official word (speech beyond its text).")
-    max_filtered_share: float = Field(default=0.5, ge=0.0, le=1.0, description="The alignment check warns when a split loses a larger share of its usable clips than this.")
+    max_clip_seconds: float = Field(default=30.0, description="Utterances longer than this (by timestamps or media) get status too_long.", json_schema_extra={"read_by": ["meld_utterances"]})
+    min_clip_seconds: float = Field(default=0.1, description="Utterances shorter than this (but above zero) get status too_short.", json_schema_extra={"read_by": ["meld_utterances"]})
+    max_wer: float = Field(default=0.5, ge=0.0, description="transcript_alignment keeps a clip whose normalized WER (official vs Whisper) is at most this.", json_schema_extra={"read_by": ["transcript_alignment"]})
+    min_seconds_per_word: float = Field(default=0.08, ge=0.0, description="transcript_alignment drops a clip with fewer voiced seconds per official word (cut too short for its text).", json_schema_extra={"read_by": ["transcript_alignment"]})
+    max_seconds_per_word: float = Field(default=2.0, gt=0.0, description="transcript_alignment drops a clip with more voiced seconds per official word (speech beyond its text).", json_schema_extra={"read_by": ["transcript_alignment"]})
+    max_filtered_share: float = Field(default=0.5, ge=0.0, le=1.0, description="The alignment check warns when a split loses a larger share of its usable clips than this.", json_schema_extra={"read_by": ["transcript_alignment"]})
 
-    def fingerprint(self) -> str:
-        blob = json.dumps(self.model_dump(), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    def fingerprint_for(self, asset: str) -> str | None:
+        """Hash of the thresholds `asset` reads (fields name their readers in `read_by`)."""
+        values = {
+            name: getattr(self, name)
+            for name, field in type(self).model_fields.items()
+            if asset in (field.json_schema_extra or {}).get("read_by", ())
+        }
+        if not values:
+            return None
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class LabelRulesResource(dg.ConfigurableResource):

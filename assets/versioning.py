@@ -16,23 +16,33 @@ from typing import Any
 import dagster as dg
 
 
-def resource_fingerprints(resources: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        key: resource.fingerprint()
-        for key, resource in resources.items()
-        if callable(getattr(resource, "fingerprint", None))
-    }
+def _fingerprint(resource: Any, asset: str) -> str | None:
+    """The part of a resource's fingerprint that `asset` depends on (None: no part of it).
+
+    A resource whose fields serve different assets (such as `[thresholds]`) offers
+    `fingerprint_for(asset)`, so that changing one threshold marks only the assets reading it.
+    """
+    if callable(getattr(resource, "fingerprint_for", None)):
+        return resource.fingerprint_for(asset)
+    if callable(getattr(resource, "fingerprint", None)):
+        return resource.fingerprint()
+    return None
 
 
 def with_upstream_fingerprints(defs: dg.Definitions, resources: Mapping[str, Any]) -> dg.Definitions:
     """`defs` with each asset's code version extended by the fingerprints it depends on."""
-    fingerprints = resource_fingerprints(resources)
     assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     uses: dict[dg.AssetKey, set[str]] = {}
     parents: dict[dg.AssetKey, set[dg.AssetKey]] = {}
     for assets_def in assets:
-        own = set(assets_def.required_resource_keys) & set(fingerprints)
         for spec in assets_def.specs:
+            name = spec.key.to_user_string()
+            own = set()
+            for key in sorted(assets_def.required_resource_keys & set(resources)):
+                fingerprint = _fingerprint(resources[key], name)
+                if fingerprint is not None:
+                    label = key if not hasattr(resources[key], "fingerprint_for") else f"{key}@{name}"
+                    own.add(f"{label}={fingerprint}")
             uses[spec.key] = own
             parents[spec.key] = {dep.asset_key for dep in spec.deps}
 
@@ -44,8 +54,7 @@ def with_upstream_fingerprints(defs: dg.Definitions, resources: Mapping[str, Any
         return frozenset(found)
 
     def versioned(spec: dg.AssetSpec) -> dg.AssetSpec:
-        keys = sorted(upstream_uses(spec.key))
-        suffix = ",".join(f"{k}={fingerprints[k]}" for k in keys)
+        suffix = ",".join(sorted(upstream_uses(spec.key)))
         version = f"{spec.code_version or '0'};{suffix}" if suffix else spec.code_version
         return spec.replace_attributes(code_version=version)
 

@@ -120,3 +120,18 @@ def test_swapping_an_encoder_marks_its_whole_downstream_stale_and_nothing_else(s
     assert sorted(str(t) for wave in waves for t, ok, _ in wave) == ["toy_embeddings", "toy_report"]
     assert {s.state for s in states(defs2, instance)} == {"fresh"}
     assert update(defs2, instance) == []  # nothing left to do
+
+
+def test_a_threshold_versions_only_the_assets_that_read_it(settings_for):
+    def code_versions(text):
+        graph = build_definitions(settings_for(text)).resolve_asset_graph()
+        return {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+
+    before = code_versions("")
+    after = code_versions("[thresholds]\nmax_wer = 0.3\n")
+    changed = {name for name in before if before[name] != after[name]}
+    assert "transcript_alignment" in changed
+    assert "meld_utterances" not in changed and "transcripts" not in changed
+    clip = code_versions("[thresholds]\nmax_clip_seconds = 20.0\n")
+    assert clip["meld_utterances"] != before["meld_utterances"]
+    assert clip["text_training_set"] == before["text_training_set"]
