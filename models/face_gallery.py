@@ -111,10 +111,17 @@ class Review:
 
 
 def review_fingerprint(path: str | Path | None) -> str:
-    """A hash of the review file's content ('absent' when there is none)."""
-    if not path or not Path(path).is_file():
-        return "absent"
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    """A hash of what the review says (its exclusions and reassignments, not its comments), so
+    writing the commented template changes nothing; a file that does not parse hashes by its
+    bytes (the gallery then fails with the parse error instead of the whole code location)."""
+    try:
+        review = Review.load(path)
+    except ReviewError:
+        return "invalid-" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    if not review.exclude and not review.reassign:
+        return "empty"
+    said = {"exclude": sorted(review.exclude), "reassign": sorted(review.reassign.items())}
+    return hashlib.sha256(repr(said).encode()).hexdigest()[:12]
 
 
 # -- references --------------------------------------------------------------------------------
@@ -185,10 +192,11 @@ def match_speaking_face(
     """Keep, per frame, the face that is the labelled speaker's.
 
     `speakers` are the people the utterance's label names (one, or several for a combined
-    label). A combined label ("Joey and Chandler") is matched against each named person's reference
-    and the person whose faces match best wins; a group label ("All") names nobody and gives
-    no_speaker_match. A face counts only if its similarity to the reference reaches the
-    threshold and (by default) no other speaker's reference is closer.
+    label). A combined label ("Joey and Chandler") is matched against each named person's
+    reference, and the person matched in the most frames (then the most similar) wins; a group
+    label ("All") names nobody and gives no_speaker_match. A face counts only if its similarity
+    to the reference reaches the threshold and (by default) no other speaker's reference is
+    closer.
     """
     frames = sorted({f.frame for f in faces})
     if not faces:
@@ -207,7 +215,7 @@ def match_speaking_face(
     best: SpeakingFace | None = None
     for name in enrolled:
         found = _match_one(faces, stacked, name, references[name], rival, options)
-        if found is not None and (best is None or found.confidence > best.confidence):
+        if found is not None and (best is None or _rank(found) > _rank(best)):
             best = found
     if best is None:
         who = " or ".join(enrolled)
@@ -217,6 +225,11 @@ def match_speaking_face(
             frames_with_face=len(frames),
         )
     return dataclasses.replace(best, frames_with_face=len(frames))
+
+
+def _rank(found: SpeakingFace) -> tuple[int, float]:
+    """The better of two named people: matched in more frames, then more similar."""
+    return len(found.crop_ids), found.confidence
 
 
 def _match_one(faces, stacked, name, reference, rival, options) -> SpeakingFace | None:

@@ -313,6 +313,36 @@ def config(
         typer.echo(f"threshold {key}: {value}")
 
 
+# -- review ------------------------------------------------------------------------------------
+review_app = typer.Typer(help="Human review of derived data (face galleries).", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("faces")
+def review_faces(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the contact sheets (default: beside the review file).")] = None,
+) -> None:
+    """Write an HTML contact sheet per speaker (crops with their ids) and, if absent, the review file
+    where crops are marked to exclude or to reassign to another speaker."""
+    settings = _settings()
+    from assets.vision.review import write_review
+    from storage import Store
+
+    gallery = settings.gallery.for_store(settings.store.root)
+    if not gallery.review_file:
+        _fail("the store is not local: set [gallery] review_file to a local path")
+    review_file = Path(gallery.review_file)
+    out = out or review_file.with_name(review_file.stem + "_sheets")
+    try:
+        sheets = write_review(Store(settings.store.root), out, review_file)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    typer.echo(f"contact sheets: {sheets.index} ({len(sheets.pages)} speakers)")
+    state = "written" if sheets.review_file_created else "kept as it is"
+    typer.echo(f"review file: {sheets.review_file} ({state})")
+    typer.echo("edit the review file, then run `emostore update` to rebuild the gallery and its downstream")
+
+
 # -- demo --------------------------------------------------------------------------------------
 @app.command()
 def demo(

@@ -28,6 +28,7 @@ from models.encoders.face_detect import (
 )
 from models.encoders.face_embed import DlibEmbedder, FaceNetEmbedder, embedder_dim, load_embedder
 from models.face_gallery import (
+    REVIEW_TEMPLATE,
     FaceCandidate,
     GalleryOptions,
     MatchOptions,
@@ -355,11 +356,15 @@ def test_named_people_and_stable_samples():
 
 def test_review_file_is_read_and_checked(tmp_path):
     path = tmp_path / "review.toml"
-    assert Review.load(path) == Review() and review_fingerprint(path) == "absent"
+    assert Review.load(path) == Review() and review_fingerprint(path) == "empty"
+    path.write_text(REVIEW_TEMPLATE)
+    assert review_fingerprint(path) == "empty"  # the commented template says nothing yet
     path.write_text('exclude = ["a/t0/face0"]\n[reassign]\n"b/t1/face0" = "Monica"\n')
     review = Review.load(path)
     assert review.exclude == {"a/t0/face0"} and review.reassign == {"b/t1/face0": "Monica"}
     before = review_fingerprint(path)
+    path.write_text('# a comment\nexclude = ["a/t0/face0"]\n[reassign]\n"b/t1/face0" = "Monica"\n')
+    assert review_fingerprint(path) == before
     path.write_text('exclude = ["a/t0/face0", "c/t0/face0"]\n')
     assert review_fingerprint(path) != before
     for bad, message in [("exclude = 3\n", "list of crop ids"), ("drop = []\n", "unknown keys"),
@@ -368,3 +373,4 @@ def test_review_file_is_read_and_checked(tmp_path):
         path.write_text(bad)
         with pytest.raises(ReviewError, match=message):
             Review.load(path)
+        assert review_fingerprint(path).startswith("invalid-")

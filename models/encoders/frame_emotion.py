@@ -101,3 +101,26 @@ class ClipFrameEmotion:
 def _pooled(output):
     """transformers 5 returns a model output whose pooler_output is the projected embedding."""
     return getattr(output, "pooler_output", output)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredFrame:
+    index: int  # the frame's position in the video stream
+    time_s: float
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+
+
+def every_nth_frame(path: str, n: int) -> list[ScoredFrame]:
+    """Frames 0, n, 2n, ... of a clip's video stream, decoded in order."""
+    import av
+
+    assert n > 0, n
+    out = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        for index, frame in enumerate(container.decode(stream)):
+            if index % n == 0:
+                time_s = float(frame.pts * stream.time_base) - start if frame.pts is not None else index / float(stream.average_rate or 1)
+                out.append(ScoredFrame(index, time_s, frame.to_ndarray(format="rgb24")))
+    return out
