@@ -135,8 +135,9 @@ class FacesResource(dg.ConfigurableResource):
 class GalleryResource(dg.ConfigurableResource):
     """Speaker galleries, their human review, and speaking-face matching (`[gallery]`).
 
-    The fingerprint includes a hash of the review file's content, so editing the review marks
-    the gallery and everything downstream of it stale, and nothing else.
+    The gallery's fingerprint includes a hash of what the review file says, so editing the review
+    marks the gallery and everything downstream of it stale, and nothing else; the match
+    threshold versions only `speaking_faces`.
     """
 
     utterances: int = Field(default=20, gt=0, description="Utterances sampled per speaker (among those whose every sampled frame shows exactly one face) to build the speaker's reference face.")
@@ -161,6 +162,17 @@ class GalleryResource(dg.ConfigurableResource):
         from models.face_gallery import review_fingerprint
 
         fields = {**self.model_dump(), "review": review_fingerprint(self.review_file or None)}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+    def fingerprint_for(self, asset: str) -> str:
+        """`speaking_faces` reads only the match threshold; the gallery reads the rest."""
+        from models.face_gallery import review_fingerprint
+
+        if asset == "speaking_faces":
+            fields: dict[str, Any] = {"match_threshold": self.match_threshold}
+        else:
+            fields = {**self.model_dump(exclude={"match_threshold"}),
+                      "review": review_fingerprint(self.review_file or None)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
