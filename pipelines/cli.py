@@ -354,6 +354,23 @@ def demo(
     raise typer.Exit(demo_run.main(_state["config"], seed))
 
 
+@app.command("demo-corpus")
+def demo_corpus(
+    directory: Annotated[Path, typer.Argument(help="Folder to write into: one subfolder per corpus (meld/, ...).")],
+    seed: Annotated[Optional[int], typer.Option(help="Seed (default from [demo]); the same seed writes the same files.")] = None,
+) -> None:
+    """Write the demo corpora (a small MELD.Raw with MELD's quirks planted, and the others) into DIRECTORY."""
+    from pipelines.demo import build_corpora
+
+    if seed is None:
+        seed = _settings().demo.seed
+    written = build_corpora(directory.resolve(), seed, log=lambda m: typer.echo(m, err=True))
+    for name, path in written.items():
+        typer.echo(f"{name}: {path}")
+    if "meld" in written:
+        typer.echo(f'\nTo use it: [corpora.meld] root = "{written["meld"]}" in emostore.toml')
+
+
 def main() -> None:
     app()
 

@@ -554,9 +554,11 @@ def encode(path: Path, background: np.ndarray, people: list[Person], audio: np.n
         # One thread: x264's output then depends on nothing but its input (byte-identical files).
         video.options = {"preset": "veryfast", "crf": "27", "threads": "1"}
         sound = container.add_stream("aac", rate=SAMPLE_RATE, layout=LAYOUT)
-        # No intensity or mid/side stereo: the silent channel of a pair stays silent.
-        sound.options = {"aac_is": "0", "aac_ms": "0", "aac_pns": "0"}
-        sound.bit_rate = 192_000
+        # No intensity or mid/side stereo: the silent channel of a pair stays silent. The fast
+        # coder costs a quarter of the default's time; at 256 kb/s (spent almost all on the one
+        # voiced channel) Whisper hears it as well as the default coder at 192 kb/s.
+        sound.options = {"aac_is": "0", "aac_ms": "0", "aac_pns": "0", "aac_coder": "fast"}
+        sound.bit_rate = 256_000
         sent = 0
         for i in range(frames):
             picture.buffer[:] = backdrop.buffer

@@ -95,7 +95,9 @@ def _speak(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, int]:
             if rate <= 0:
                 raise RuntimeError("espeak-ng failed to initialize (espeakng-loader's data folder unreadable?)")
             lib.espeak_SetSynthCallback(callback)
-            if lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
+            # espeak-ng quietly ignores an unknown variant, so look for its file first.
+            variants = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+            if not (variants / voice.variant).is_file() or lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
                 raise ValueError(f"espeak-ng has no voice {voice.name!r}")
             for parameter, value in ((_RATE, voice.rate), (_PITCH, voice.pitch),
                                      (_RANGE, voice.pitch_range), (_VOLUME, 100), (_WORDGAP, 0)):
