@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 # Writer modules, in the order they run.
-WRITERS: tuple[str, ...] = ("meld", "text_corpora")
+WRITERS: tuple[str, ...] = ("meld", "text_corpora", "unimodal")
 COMPLETE = ".complete"
 
 

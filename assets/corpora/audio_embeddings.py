@@ -1,0 +1,171 @@
+"""Speaker and ASR embeddings of the audio corpora and of IEMOCAP's turns, through the same
+`speaker` and `asr` encoder specs as MELD's clips.
+
+Each item's audio is decoded to 16 kHz mono (the speech channel, `storage.media.speech_audio`)
+and embedded: `corpus_speaker_embeddings_<dim>` by the speaker encoder, `corpus_asr_embeddings_<dim>`
+by the Whisper encoder mean-pooled over the clip's frames. Audio items are the corpora's audio
+files; a RAVDESS audio-video clip is read for its audio only when no audio file of the same
+performance is there (the audio-only download and the video download record the same
+performances). Silent or undecodable audio is a row with its status and a zero vector.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from assets.corpora.audio_items import ravdess_performance
+from assets.corpora.corpus_embeddings import (
+    Embedded,
+    coverage_check,
+    data_version,
+    embed_new,
+    items_with_folds,
+    keyed,
+    media_hashes,
+    plan_changes,
+    stored_rows,
+    summary_metadata,
+    table_for,
+    write_changes,
+)
+from assets.corpora.scan import AUDIO_SUFFIXES
+from assets.reporting import table_result
+from assets.resources import CorporaResource, EncoderResource, StoreResource
+from storage.schemas.unimodal import AUDIO_CORPORA, DIALOGUE_CORPORA
+from storage.status import Status
+
+SPEECH_CORPORA = AUDIO_CORPORA + DIALOGUE_CORPORA
+AUDIO_EMBEDDINGS_CODE_VERSION = "1"
+SAMPLE_RATE = 16_000
+
+
+def audio_items(items):
+    """Items whose audio is embedded: audio files, and RAVDESS audio-video clips (modality 01)
+    whose performance has no audio file among the items."""
+    import polars as pl
+
+    is_audio = pl.col("path").str.to_lowercase().str.ends_with(AUDIO_SUFFIXES[0])
+    audio = items.filter(is_audio)
+    heard = {ravdess_performance(i) for i in audio.filter(pl.col("corpus") == "ravdess")["id"]}
+    videos = items.filter(~is_audio & (pl.col("corpus") == "ravdess") & pl.col("id").str.starts_with("01-"))
+    videos = videos.filter(~pl.col("id").map_elements(ravdess_performance, return_dtype=pl.String).is_in(list(heard)))
+    return pl.concat([audio, videos]).sort("corpus", "id")
+
+
+def decode_speech(path: Path) -> tuple[np.ndarray | None, Embedded | None, float]:
+    """(16 kHz mono samples, None, seconds) or (None, the row saying why not, 0)."""
+    from storage.media import MediaProblem, speech_audio
+
+    try:
+        audio = speech_audio(path, SAMPLE_RATE)
+    except MediaProblem as exc:
+        return None, Embedded(None, exc.status, exc.reason), 0.0
+    if audio.silent:
+        return None, Embedded(None, Status.SILENT, f"{path.name} holds no speech-band energy",
+                              {"duration_s": audio.duration_s}), audio.duration_s
+    return audio.samples, None, audio.duration_s
+
+
+def wanted_audio(store: StoreResource, corpora: CorporaResource, fingerprint: str):
+    items = audio_items(items_with_folds(store, SPEECH_CORPORA))
+    roots = {c: corpora.root(c) for c in SPEECH_CORPORA if corpora.root(c)}
+    items = items.filter(items["corpus"].is_in(list(roots)))
+    return keyed(items, media_hashes(items, roots), fingerprint), roots
+
+
+def embed_audio(context, kind: str, store: StoreResource, corpora: CorporaResource, encoder: EncoderResource,
+                load, dim_of) -> dg.MaterializeResult:
+    """The shared body of the speaker and ASR assets: `load(spec)` gives an object whose
+    `embed(clips)` returns a vector (or an exception saying why not) per clip."""
+    fingerprint = encoder.fingerprint()
+    wanted, roots = wanted_audio(store, corpora, fingerprint)
+    table = table_for(store, kind, fingerprint)
+    plan = plan_changes(wanted, table, fingerprint, SPEECH_CORPORA)
+    context.log.info(f"{kind} embeddings: {wanted.height} audio items; {len(plan.new)} to encode, "
+                     f"{len(plan.changed)} label updates, {sum(map(len, plan.stale.values()))} stale rows")
+    seconds, embedded = 0.0, {}
+    if plan.new:
+        model = load(encoder.spec())
+        table = table_for(store, kind, fingerprint, dim_of(model))
+
+        def encode(rows) -> list[Embedded]:
+            decoded = [decode_speech(Path(roots[c]) / p) for c, p in zip(rows["corpus"], rows["path"])]
+            clips = [samples for samples, _, _ in decoded if samples is not None]
+            vectors = iter(model.embed(clips)) if clips else iter(())
+            out = []
+            for samples, failed, duration in decoded:
+                if failed is not None:
+                    out.append(failed)
+                    continue
+                vector = next(vectors)
+                if isinstance(vector, Exception):  # the speaker encoder's NoSpeech
+                    out.append(Embedded(None, Status.SILENT, str(vector), {"duration_s": duration}))
+                else:
+                    out.append(Embedded(np.asarray(vector, np.float32), extras={"duration_s": duration}))
+            return out
+
+        start = time.perf_counter()
+        embedded = embed_new(wanted, plan, encode, context.log.info)
+        seconds = time.perf_counter() - start
+    version = write_changes(table, wanted, plan, embedded, fingerprint, f"corpus_{kind}_embeddings {fingerprint}") \
+        if table is not None else None
+    stored = stored_rows(table, fingerprint, SPEECH_CORPORA)
+    return table_result(
+        stored,
+        data_version=data_version(stored),
+        metadata={**summary_metadata(stored, plan, seconds, encoder.spec().label, fingerprint, version),
+                  "table": table.schema.name if table is not None else "(none yet)",
+                  "corpora configured": dg.MetadataValue.json(sorted(roots))},
+        check_results=[coverage_check(stored, wanted)],
+        sample_columns=["corpus", "id", "speaker", "fold", "label", "duration_s", "status", "reason"],
+    )
+
+
+def _load_speaker(spec):
+    from models.encoders.speaker import load_speaker
+
+    return load_speaker(spec)
+
+
+def _load_asr(spec):
+    from models.encoders.asr import load_asr
+    from models.encoders.asr_embedding import AsrEmbedder
+
+    return AsrEmbedder(load_asr(spec))
+
+
+_DEPS = [*(f"{c}_items" for c in SPEECH_CORPORA), "corpus_folds"]
+
+
+@dg.asset(
+    group_name="corpora",
+    deps=_DEPS,
+    code_version=AUDIO_EMBEDDINGS_CODE_VERSION,
+    pool="inference",
+    description="Speaker-encoder vectors of the audio corpora's and IEMOCAP's speech, with corpus, "
+                "speaker, fold and labels (Lance, incremental).",
+    check_specs=[dg.AssetCheckSpec(name="every_item_embedded", asset="corpus_speaker_embeddings",
+                                   description="Every audio item with a fold has one row for the current encoder.")],
+)
+def corpus_speaker_embeddings(context, store: StoreResource, corpora: CorporaResource,
+                              speaker: EncoderResource) -> dg.MaterializeResult:
+    return embed_audio(context, "speaker", store, corpora, speaker, _load_speaker, lambda model: model.dim)
+
+
+@dg.asset(
+    group_name="corpora",
+    deps=_DEPS,
+    code_version=AUDIO_EMBEDDINGS_CODE_VERSION,
+    pool="inference",
+    description="Whisper-encoder vectors (mean over the clip's frames) of the audio corpora's and "
+                "IEMOCAP's speech, with corpus, speaker, fold and labels (Lance, incremental).",
+    check_specs=[dg.AssetCheckSpec(name="every_item_embedded", asset="corpus_asr_embeddings",
+                                   description="Every audio item with a fold has one row for the current encoder.")],
+)
+def corpus_asr_embeddings(context, store: StoreResource, corpora: CorporaResource,
+                          asr: EncoderResource) -> dg.MaterializeResult:
+    return embed_audio(context, "asr", store, corpora, asr, _load_asr, lambda model: model.dim)

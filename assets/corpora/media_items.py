@@ -1,0 +1,158 @@
+"""`<corpus>_items` for the audio, face and dialogue corpora, each with its `readable` check.
+
+A corpus with no `[corpora.<name>]` section materializes an empty table and says so. A configured
+one is read in its published layout (audio_items.py, face_items.py, iemocap.py): every media file
+and label line becomes a row, bad ones with a status and a reason. The check fails (and blocks
+what is downstream) when a configured corpus yields no rows, its layout is not recognised, or
+more than `MAX_UNREADABLE_SHARE` of its rows are malformed, corrupt or missing their media: a
+wrong root rather than a few bad files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+
+from assets.corpora.audio_items import AUDIO_READERS
+from assets.corpora.face_items import FACE_READERS
+from assets.corpora.iemocap import read_iemocap
+from assets.corpora.scan import CorpusScan
+from assets.reporting import table_result
+from assets.resources import CorporaResource, StoreResource
+from storage.schemas.corpora import ITEMS_SCHEMA
+from storage.schemas.unimodal import UNIMODAL_CORPORA
+from storage.status import Status
+
+ITEMS_CODE_VERSION = "1"  # bump when a reader changes what it writes
+MAX_UNREADABLE_SHARE = 0.1  # above this a root is more likely wrong than a few files damaged
+UNREADABLE = (Status.MALFORMED_ROW, Status.CORRUPT_MEDIA, Status.MISSING_MEDIA, Status.NO_AUDIO,
+              Status.NO_VIDEO, Status.ZERO_DURATION)
+
+READERS: dict[str, Callable[[Path], CorpusScan]] = {**AUDIO_READERS, **FACE_READERS, "iemocap": read_iemocap}
+assert set(READERS) == set(UNIMODAL_CORPORA)
+
+DESCRIPTIONS = {
+    "cremad": "CREMA-D's AudioWAV files",
+    "ravdess": "RAVDESS's speech and song files (audio-only and audio-video)",
+    "savee": "SAVEE's wav files",
+    "tess": "TESS's wav files",
+    "emodb": "EmoDB's wav files",
+    "jaffe": "JAFFE's images",
+    "ckplus": "CK+'s peak frames (or CK+48's crops)",
+    "rafdb": "RAF-DB basic's labelled images",
+    "fer2013": "FER2013's CSV rows",
+    "iemocap": "IEMOCAP's evaluated turns",
+}
+
+
+def items_frame(rows: list[dict]):
+    import polars as pl
+    import pyarrow as pa
+
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA))
+
+
+def split_status_markdown(frame) -> str:
+    """Rows per split (rows) and status (columns) as a Markdown table."""
+    if frame.is_empty():
+        return "(no rows)"
+    counts = frame.group_by("split", "status").len()
+    statuses = sorted(set(counts["status"]), key=lambda s: (s != "ok", s))
+    cell = {(r["split"], r["status"]): r["len"] for r in counts.iter_rows(named=True)}
+    lines = ["| split | " + " | ".join(statuses) + " | rows |", "|---|" + "---|" * (len(statuses) + 1)]
+    for split in sorted(set(counts["split"]), key=("train", "dev", "test").index):
+        values = [cell.get((split, s), 0) for s in statuses]
+        lines.append(f"| {split} | " + " | ".join(map(str, values)) + f" | {sum(values)} |")
+    return "\n".join(lines)
+
+
+def readable_check(corpus: str, frame, scan: CorpusScan | None) -> dg.AssetCheckResult:
+    counts = {s: int(n) for s, n in frame.group_by("status").len().iter_rows()} if frame.height else {}
+    if scan is None:
+        return dg.AssetCheckResult(check_name="readable", passed=True,
+                                   metadata={"note": f"{corpus} is not configured"})
+    unreadable = sum(counts.get(str(s), 0) for s in UNREADABLE)
+    share = unreadable / frame.height if frame.height else 1.0
+    problems = []
+    if frame.height == 0:
+        problems.append("no rows")
+    if scan.layout == "none recognised":
+        problems.append("layout not recognised (missing " + ", ".join(scan.missing) + ")")
+    if share > MAX_UNREADABLE_SHARE:
+        problems.append(f"{share:.1%} of rows malformed or without readable media")
+    return dg.AssetCheckResult(
+        check_name="readable",
+        passed=not problems,
+        metadata={
+            "rows by status": dg.MetadataValue.json(counts),
+            "unreadable share": round(share, 4),
+            "problems": "; ".join(problems) or "none",
+        },
+    )
+
+
+def materialize_items(context, corpus: str, store: StoreResource, corpora: CorporaResource) -> dg.MaterializeResult:
+    import polars as pl
+
+    table = store.store().parquet(f"{corpus}_items")
+    root = corpora.root(corpus)
+    if root is None:
+        frame = items_frame([])
+        version = table.write(frame, fingerprint=ITEMS_CODE_VERSION, metadata={"configured": "false"})
+        context.log.info(f"{corpus} is not configured: wrote an empty table")
+        return table_result(
+            frame,
+            data_version=version.metadata["content_hash"],
+            metadata={"corpus": f"not configured: add [corpora.{corpus}] root to emostore.toml to ingest it"},
+            check_results=[readable_check(corpus, frame, None)],
+        )
+    scan = READERS[corpus](Path(root))
+    frame = items_frame(scan.rows)
+    version = table.write(frame, fingerprint=ITEMS_CODE_VERSION,
+                          metadata={"root": root, "layout": scan.layout, "missing": scan.missing})
+    usable = frame.filter(pl.col("status") == str(Status.OK))
+    raw_counts = frame.explode("raw_labels").group_by("raw_labels").len().sort("len", descending=True)
+    context.log.info(f"{corpus}: {frame.height} rows ({usable.height} usable) from {scan.files} files; "
+                     f"layout {scan.layout}; missing: {scan.missing or 'none'}")
+    return table_result(
+        frame,
+        data_version=version.metadata["content_hash"],
+        metadata={
+            "corpus root": root,
+            "layout": scan.layout,
+            "files looked at": scan.files,
+            "missing": dg.MetadataValue.json(scan.missing),
+            "quirks handled (items)": dg.MetadataValue.json(scan.quirks),
+            "speakers": frame["speaker"].n_unique() - int(frame["speaker"].null_count() > 0),
+            "rows by split and status": dg.MetadataValue.md(split_status_markdown(frame)),
+            "usable rows by label": dg.MetadataValue.json(
+                {k: int(v) for k, v in usable.group_by("label").len().sort("label").iter_rows()}
+            ),
+            "rows by raw label": dg.MetadataValue.json({str(k): int(v) for k, v in raw_counts.iter_rows()}),
+        },
+        check_results=[readable_check(corpus, frame, scan)],
+        sample_columns=["id", "split", "speaker", "raw_labels", "label", "path", "status", "reason"],
+    )
+
+
+def items_asset(corpus: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"{corpus}_items",
+        group_name="corpora",
+        code_version=ITEMS_CODE_VERSION,
+        description=f"Every one of {DESCRIPTIONS[corpus]} as an item: speaker, raw and unified label, status.",
+        check_specs=[dg.AssetCheckSpec(
+            name="readable", asset=f"{corpus}_items", blocking=True,
+            description="A configured corpus is found in its layout, yields rows, and at most "
+                        f"{MAX_UNREADABLE_SHARE:.0%} of them are malformed or without readable media.",
+        )],
+    )
+    def media_items(context, store: StoreResource, corpora: CorporaResource) -> dg.MaterializeResult:
+        return materialize_items(context, corpus, store, corpora)
+
+    return media_items
+
+
+MEDIA_ITEM_ASSETS = {corpus: items_asset(corpus) for corpus in UNIMODAL_CORPORA}
