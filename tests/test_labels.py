@@ -80,6 +80,7 @@ def test_goemotions_rows_resolve_through_the_ekman_groups(raws, rule, label, sta
     assert (mapped.label, mapped.status) == (label, status)
 
 
+@pytest.mark.realdata
 def test_goemotions_groups_match_the_published_ekman_mapping():
     published = json.loads(shared_data("text", "goemotions", "ekman_mapping.json").read_text())
     ours = {g: sorted(raws) for g, raws in labels.GOEMOTIONS_EKMAN.items() if g != "neutral"}

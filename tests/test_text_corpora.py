@@ -398,3 +398,18 @@ def test_text_assets_end_to_end_and_embeddings_are_incremental(tmp_path, setting
     assert meta["text_corpus_embeddings"]["texts embedded"].value == 0
     assert lance.count("corpus = 'crowdflower'") == 0
     assert checks[("text_corpus_embeddings", "every_item_embedded")]
+
+
+@pytest.mark.realdata
+def test_a_real_sample_embeds_into_vectors_that_separate_emotions(real_items, encoder):
+    """A small real sample only (the whole corpora take tens of minutes on two cores): ISEAR's
+    first 100 fear and 100 joy situations; a nearest-centroid rule fitted on half of each labels
+    the other half (0.91 measured; chance is 0.5)."""
+    rows = [r for r in real_items["isear"] if r["status"] == "ok"]
+    vectors = {e: encoder.encode([r["text"] for r in rows if r["label"] == e][:100]) for e in ("fear", "joy")}
+    centroids = {e: v[:50].mean(axis=0) for e, v in vectors.items()}
+    correct = sum(
+        max(centroids, key=lambda c: float(v @ centroids[c])) == e
+        for e, held in vectors.items() for v in held[50:]
+    )
+    assert correct / 100 >= 0.8

@@ -31,7 +31,7 @@ _ST_MARKERS = ("modules.json", "config_sentence_transformers.json")
 class SentenceOptions:
     """How texts are encoded; every field can be set in `[encoders.text] params`."""
 
-    batch_size: int = 64
+    batch_size: int = 256  # the fastest of 16, 64, 256 on real corpus texts (benchmarks/text_embeddings.py)
     device: str = "cpu"
     max_seq_length: int | None = None  # None: the model's own (256 word pieces for MiniLM)
 
