@@ -413,3 +413,26 @@ def test_a_real_sample_embeds_into_vectors_that_separate_emotions(real_items, en
         for e, held in vectors.items() for v in held[50:]
     )
     assert correct / 100 >= 0.8
+
+
+def test_another_vector_size_starts_the_table_afresh_and_keeps_old_versions(tmp_path):
+    import polars as pl
+
+    from assets.corpora.text_embeddings import start_afresh, stored_dim
+    from storage import LanceTable
+    from storage.schemas.corpora import text_corpus_embeddings
+
+    def rows(dim):
+        return pl.DataFrame({
+            "key": ["a|h|f"], "corpus": ["isear"], "id": ["a"], "split": ["train"], "label": ["joy"],
+            "raw_labels": [["joy"]], "status": ["ok"], "text_hash": ["h"], "fingerprint": ["f"],
+            "vector": pl.Series([[1.0] + [0.0] * (dim - 1)], dtype=pl.Array(pl.Float32, dim)),
+        })
+
+    old = LanceTable(str(tmp_path), text_corpus_embeddings(384))
+    first = old.upsert(rows(384))
+    table = start_afresh(str(tmp_path), 8)
+    assert stored_dim(table) == 8 and table.count() == 0
+    table.upsert(rows(8))
+    assert table.read()["vector"].dtype == pl.Array(pl.Float32, 8)
+    assert table.read(version=first)["vector"].dtype == pl.Array(pl.Float32, 384)

@@ -7,7 +7,8 @@ that are new or changed: with nothing changed it embeds nothing and writes nothi
 one Lance commit. Rows of other encoders stay, so switching back to an encoder costs nothing;
 readers select `fingerprint`. Items embedded: those with text whose status is usable or only
 label-related (ok, unmapped_label, ambiguous_label, low_intensity); unlabelled, malformed, empty
-and duplicate rows are not.
+and duplicate rows are not. An encoder with another vector size starts the table afresh (a new
+Lance version; the old rows stay readable at earlier versions).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from assets.corpora.text_items import TEXT_ITEM_ASSETS
 from assets.reporting import table_result
 from assets.resources import EncoderResource, StoreResource
 from storage import LanceTable, content_hash, row_key
-from storage.schemas import SchemaError
 from storage.schemas.corpora import TEXT_CORPORA, TEXT_CORPUS_EMBEDDINGS, text_corpus_embeddings as embeddings_schema
 from storage.status import Status
 
@@ -67,6 +67,22 @@ def _signature():
          pl.col("raw_labels").list.join("\x1f")],
         separator="\x1e",
     ).alias("signature")
+
+
+def start_afresh(root: str, dim: int) -> LanceTable:
+    """Replace the table by an empty one for `dim`-d vectors, as a new Lance version (a Lance
+    column holds one vector size; the rows of the old size stay readable at earlier versions)."""
+    import lancedb
+
+    from storage import uri as uris
+
+    schema = embeddings_schema(dim)
+    lancedb.connect(uris.join(root, "lance")).create_table(
+        schema.name, mode="overwrite",
+        schema=schema.schema.with_metadata({"emostore.table": schema.name,
+                                            "emostore.schema_version": str(schema.version)}),
+    )
+    return LanceTable(root, schema)
 
 
 def stored_dim(table: LanceTable) -> int | None:
@@ -117,11 +133,11 @@ def text_corpus_embeddings(context, store: StoreResource,
 
         encoder = SentenceEncoder.from_spec(text.spec())
         if dim and encoder.dim != dim:
-            raise SchemaError(
-                f"text_corpus_embeddings holds {dim}-d vectors; encoder {encoder.label} gives {encoder.dim}-d. "
-                f"Move {lance.uri} aside (or use another store root) to embed with it."
-            )
-        lance = LanceTable(store.store().root, embeddings_schema(encoder.dim))
+            context.log.warning(f"text_corpus_embeddings holds {dim}-d vectors and {encoder.label} gives "
+                                f"{encoder.dim}-d: starting the table afresh (earlier Lance versions keep the old rows)")
+            lance = start_afresh(store.store().root, encoder.dim)
+        else:
+            lance = LanceTable(store.store().root, embeddings_schema(encoder.dim))
         start = time.perf_counter()
         for begin in range(0, texts.height, ENCODE_CHUNK):
             chunk = texts.slice(begin, ENCODE_CHUNK)
