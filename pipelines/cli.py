@@ -311,6 +311,9 @@ def config(
         typer.echo(f"encoder {role}: {encoder.spec().label} params={dict(encoder.params)} fingerprint={encoder.fingerprint()}")
     for key, value in settings.thresholds.model_dump().items():
         typer.echo(f"threshold {key}: {value}")
+    for section in ("labels", "text_training"):
+        for key, value in getattr(settings, section).model_dump().items():
+            typer.echo(f"{section} {key}: {value}")
 
 
 # -- review ------------------------------------------------------------------------------------
