@@ -1,4 +1,4 @@
-"""Real public-domain face photographs for the demo corpora (crops in `faces/`, origins in its NOTICE).
+"""Real face photographs for the demo corpora (public domain or MIT; crops in `faces/`, origins in its NOTICE).
 
 `load(identity)` gives a 200x200 RGB crop and `face_box(identity)` where the face lies in it;
 `IDENTITIES` lists the people, one distinct real face each.

@@ -4,10 +4,11 @@
 (`train_splits/`, `dev_splits_complete/`, `output_repeated_splits_test/`) of `dia{D}_utt{U}.mp4`
 clips, H.264 1280x720 at 23.976 fps (a few 25 fps 496x384, as in MELD) with 5.1 AAC audio at
 48 kHz in which one channel carries the voice. Five cast members each have a synthetic voice
-(`speech.py`) and a real public-domain face (`faces.py`) that drifts and scales over a set; some
-clips show a second cast member listening. `ground_truth.json` beside the CSVs says who speaks,
-what is said, on which channel, and where every face is at t = 0, 1, 2, ... s, and lists each
-planted quirk with the status the ingest should give it. The same seed writes the same files.
+(`speech.py`) and a real face photo (`faces.py`; public domain or MIT, see faces/NOTICE) that
+drifts and scales over a set; some clips show a second cast member listening.
+`ground_truth.json` beside the CSVs says who speaks, what is said, on which channel, and where
+every face is at t = 0, 1, 2, ... s, and lists each planted quirk with the status the ingest
+should give it. The same seed writes the same files.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ SAMPLE_RATE = 48_000
 LAYOUT = "5.1"  # FL FR FC LFE BL BR
 CHANNELS = 6
 LFE = 3
-# Where the voice goes: mostly the centre, as in most of MELD, but any channel but the LFE.
-VOICE_CHANNELS = (0, 1, 2, 4, 5)
+# Where the voice goes: mostly the centre (2), as in most of MELD, but any channel but the LFE.
+VOICE_CHANNELS = tuple(c for c in range(CHANNELS) if c != LFE)
 VOICE_WEIGHTS = (0.15, 0.15, 0.4, 0.15, 0.15)
 
 MIN_SECONDS, MAX_SECONDS = 1.5, 4.0  # clip length bounds; the speech sets it in between

@@ -54,10 +54,11 @@ def _private_library() -> str:
     """A copy of libespeak-ng that only this module loads, so unloading it really resets it."""
     import espeakng_loader
 
+    source = Path(espeakng_loader.get_library_path())
     folder = Path(tempfile.mkdtemp(prefix="emostore-espeak-"))
     atexit.register(shutil.rmtree, folder, True)
-    target = folder / "libespeak-ng.so"
-    shutil.copyfile(espeakng_loader.get_library_path(), target)
+    target = folder / source.name
+    shutil.copyfile(source, target)
     return str(target)
 
 
