@@ -141,8 +141,8 @@ class GalleryResource(dg.ConfigurableResource):
     """
 
     utterances: int = Field(default=20, gt=0, description="Utterances sampled per speaker (among those whose every sampled frame shows exactly one face) to build the speaker's reference face.")
-    outlier_similarity: float = Field(default=0.8, ge=-1.0, le=1.0, description="A gallery face less cosine-similar than this to the speaker's robust centre is an outlier (0.8 suits dlib, whose same-person cut-off is a distance of 0.6).")
-    match_threshold: float = Field(default=0.8, ge=-1.0, le=1.0, description="Cosine similarity to the speaker's reference a face needs to be taken as the speaking face.")
+    outlier_similarity: float = Field(default=0.9, ge=-1.0, le=1.0, description="A gallery face less cosine-similar than this to the speaker's robust centre is an outlier.")
+    match_threshold: float = Field(default=0.9, ge=-1.0, le=1.0, description="Cosine similarity to the speaker's reference a face needs to be taken as the speaking face (0.9 suits dlib: its same-person cut-off, a distance of 0.6 between raw descriptors of norm about 1.4, is a cosine of about 0.91).")
     review_file: str = Field(default="", description="The face review file (crops to exclude or reassign); default: `<store>.face_review.toml` beside a local store.")
 
     def for_store(self, store_root: str) -> "GalleryResource":

@@ -28,14 +28,16 @@ GROUP_LABELS = frozenset({"all", "everyone", "everybody", "both", "together"})
 @dataclasses.dataclass(frozen=True)
 class GalleryOptions:
     utterances: int = 20  # utterances sampled per speaker
-    outlier_similarity: float = 0.75  # a face less similar than this to the robust centre is an outlier
+    outlier_similarity: float = 0.9  # a face less similar than this to the robust centre is an outlier
     outlier_mads: float = 3.0  # ... or more than this many median absolute deviations below the median
     min_faces: int = 1  # a speaker with fewer kept faces gets no reference
 
 
 @dataclasses.dataclass(frozen=True)
 class MatchOptions:
-    threshold: float = 0.8  # cosine similarity to the reference a face needs to be the speaker's
+    # Cosine similarity to the reference a face needs to be the speaker's. dlib's descriptors have
+    # norm ~1.4: its same-person cut-off (distance 0.6) is cosine ~0.91; strangers sit at 0.77-0.89.
+    threshold: float = 0.9
     require_nearest: bool = True  # ... and no other speaker's reference may be closer
 
 
