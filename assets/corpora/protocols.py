@@ -9,7 +9,8 @@ Each corpus is evaluated the way its literature does it:
 - `speaker_folds`: corpora with many (CREMA-D 91 actors, RAVDESS 24, CK+ 123 subjects): k
   speaker-independent folds; speakers, largest first (then by name), each join the fold with the
   fewest items so far, so folds are balanced and no speaker is in two folds.
-- `leave_one_session_out`: IEMOCAP's five sessions (two actors each) are its five folds.
+- `leave_one_session_out`: IEMOCAP's five sessions (two actors each) are its five folds, each
+  numbered as its session.
 
 An item is tested in its fold and trained on in every other; a corpus with fewer speakers than
 folds gets one fold per speaker. Only usable items have a fold: `ok`, a label without a
@@ -78,7 +79,10 @@ def assign_folds(protocol: Protocol, speakers: list[str | None]) -> tuple[list[i
         raise ValueError(f"{protocol.name} needs a speaker for every item")
     group = group_of(protocol)
     sizes = Counter(group(s) for s in speakers)  # type: ignore[arg-type]
-    if protocol.name in ("leave_one_speaker_out", "leave_one_session_out"):
+    if protocol.name == "leave_one_session_out":
+        fold_of = {g: int(g.removeprefix("Ses")) for g in sizes}  # the session's own number
+        return [fold_of[group(s)] for s in speakers], len(fold_of)  # type: ignore[arg-type]
+    if protocol.name == "leave_one_speaker_out":
         fold_of = {g: i for i, g in enumerate(sorted(sizes), 1)}
         return [fold_of[group(s)] for s in speakers], len(fold_of)  # type: ignore[arg-type]
     k = max(1, min(protocol.folds, len(sizes)))

@@ -10,6 +10,7 @@ is `malformed_row`, a file that will not decode `corrupt_media`, a label without
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -134,8 +135,10 @@ def image_problem(path: Path) -> Problem | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL warns before it fails on damaged files; the status says it
+            with Image.open(path) as image:
+                image.load()
     except FileNotFoundError:
         return Problem(Status.MISSING_MEDIA, f"{path.name} does not exist")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
