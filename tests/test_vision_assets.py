@@ -263,3 +263,36 @@ def test_detection_rows_keep_rejected_faces_and_faceless_frames(tmp_path):
     black = np.zeros_like(frames[0])
     (empty,) = worker.frame_rows(frame_row, black, worker.detector.detect([black])[0])
     assert empty["status"] == "no_face" and empty["crop_id"] == "ravdess/01/t0"
+
+
+def test_gallery_settings_version_exactly_the_assets_that_read_them(settings_for, tmp_path):
+    """The match threshold versions speaking_faces alone; the review file the gallery and its
+    downstream; the face settings what crops faces and its downstream. No run needed: the
+    code versions are what Dagster compares."""
+    from pipelines.definitions import build_definitions
+
+    def versions(text: str) -> dict[str, str]:
+        graph = build_definitions(settings_for(text)).resolve_asset_graph()
+        return {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()
+                if graph.get(k).is_materializable}
+
+    review = tmp_path / "review.toml"
+    base = versions(f'[gallery]\nreview_file = "{review}"\n')
+
+    def changed(text: str) -> set[str]:
+        other = versions(text)
+        return {name for name in base if base[name] != other[name]}
+
+    defs = build_definitions(settings_for(""))
+    below = {name: {k.to_user_string() for k in _downstream(defs, name)}
+             for name in ("speaker_gallery", "speaking_faces")}
+    assert changed(f'[gallery]\nreview_file = "{review}"\nmatch_threshold = 0.95\n') == below["speaking_faces"]
+    review.write_text('exclude = ["train/dia0_utt0/t0/face0"]\n')
+    assert changed(f'[gallery]\nreview_file = "{review}"\n') == below["speaker_gallery"]
+    review.write_text('# only a comment: the review says nothing new\nexclude = []\n')
+    assert changed(f'[gallery]\nreview_file = "{review}"\n') == set()
+    readers = [a.key.to_user_string() for a in defs.assets
+               if isinstance(a, dg.AssetsDefinition) and "faces" in a.required_resource_keys]
+    assert "face_detections" in readers  # (a face corpus may crop with the same settings)
+    faces_below = {k.to_user_string() for name in readers for k in _downstream(defs, name)}
+    assert changed(f'[gallery]\nreview_file = "{review}"\n[faces]\nmin_size = 60\n') == faces_below
