@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 
 SAMPLE_RATE = 16_000  # Hz, what silero-vad takes here
+# silero's default minimum (250 ms) misses one-word exclamations ("Hey!" lasts about 0.3 s)
+MIN_SPEECH_MS = 100
 
 
 @functools.cache
@@ -24,7 +26,7 @@ def _model():
     return model
 
 
-def speech_spans(clip: np.ndarray, threshold: float = 0.5) -> list[tuple[float, float]]:
+def speech_spans(clip: np.ndarray, threshold: float = 0.5, min_speech_ms: int = MIN_SPEECH_MS) -> list[tuple[float, float]]:
     """(start, end) seconds of each stretch of speech in a 16 kHz mono clip `(N,)`."""
     import torch
     from silero_vad import get_speech_timestamps
@@ -33,7 +35,8 @@ def speech_spans(clip: np.ndarray, threshold: float = 0.5) -> list[tuple[float, 
         return []
     threads = torch.get_num_threads()
     found = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32)), _model(),
-                                  threshold=threshold, sampling_rate=SAMPLE_RATE)
+                                  threshold=threshold, min_speech_duration_ms=min_speech_ms,
+                                  sampling_rate=SAMPLE_RATE)
     torch.set_num_threads(threads)
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in found]
 

@@ -1,0 +1,114 @@
+"""`text_embeddings` and `whisper_text_embeddings`: sentence vectors of each MELD utterance's
+official transcript and of Whisper's, in Lance, incrementally.
+
+Two assets, so that a new ASR encoder re-embeds only Whisper's text. The text encoder is the
+configured `[encoders.text]` (all-MiniLM-L6-v2 by default). Rows are keyed by (id, text hash,
+fingerprint): only new or changed texts are embedded. An utterance with no text gets `no_text`;
+one without a usable transcript keeps its status; both with a zero vector.
+"""
+
+
+from typing import Any
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from assets.audio.clips import read_split
+from assets.audio.incremental import Computed, EmbeddingJob, embedded_check, run_embeddings
+from assets.partitions import meld_splits
+from assets.resources import EncoderResource, StoreResource
+from storage import Status, content_hash, row_key
+from storage.schemas.audio import TRANSCRIPTS
+from storage.schemas.meld import MELD_UTTERANCES
+from storage.schemas.text import TEXT_EMBEDDINGS, WHISPER_TEXT_EMBEDDINGS
+
+TEXT_EMBEDDING_VERSION = "1"  # bump when what is written for a text changes
+
+
+def text_row(id_: str, split: str, speaker, emotion, text: str | None, status: str, reason: str,
+             fingerprint: str) -> dict[str, Any]:
+    """The wanted row of one utterance's text: ok with words, no_text without, else `status`."""
+    if status == Status.OK and not (text or "").strip():
+        status, reason = str(Status.NO_TEXT), "no words to embed"
+    input_hash = content_hash(text or "", status)
+    return {"key": row_key(id_, input_hash, fingerprint), "id": id_, "split": split, "speaker": speaker,
+            "emotion": emotion, "input_hash": input_hash, "fingerprint": fingerprint, "status": status,
+            "reason": reason if status != Status.OK else "", "text": text}
+
+
+def official_rows(store, split: str, fingerprint: str) -> list[dict[str, Any]]:
+    """Every meld_utterances row: its official (cleaned) text, whatever its clip's state."""
+    utterances = read_split(store.parquet(MELD_UTTERANCES.name), split)
+    if utterances is None:
+        return []
+    rows = []
+    for u in utterances.select("id", "split", "speaker", "emotion", "text", "status", "reason").to_dicts():
+        if u["text"] is None:  # no CSV row (or an unreadable one): nothing official to embed
+            status, reason = u["status"], "no official text: " + (u["reason"] or u["status"])
+        else:
+            status, reason = str(Status.OK), ""
+        rows.append(text_row(u["id"], u["split"], u["speaker"], u["emotion"], u["text"], status, reason, fingerprint))
+    return rows
+
+
+def whisper_rows(store, split: str, fingerprint: str) -> list[dict[str, Any]]:
+    """Every transcripts row: Whisper's text where the clip was transcribed."""
+    heard = read_split(store.parquet(TRANSCRIPTS.name), split)
+    if heard is None:
+        return []
+    utterances = read_split(store.parquet(MELD_UTTERANCES.name), split)
+    about = {} if utterances is None else {r["id"]: r for r in utterances.select("id", "speaker", "emotion").to_dicts()}
+    return [
+        text_row(t["id"], t["split"], about.get(t["id"], {}).get("speaker"), about.get(t["id"], {}).get("emotion"),
+                 t["text"], t["status"], t["reason"], fingerprint)
+        for t in heard.select("id", "split", "text", "status", "reason").to_dicts()
+    ]
+
+
+def compute_texts(encoder, rows: list[dict[str, Any]]) -> dict[str, Computed]:
+    vectors = encoder.encode([r["text"] for r in rows])
+    return {r["key"]: Computed(v) for r, v in zip(rows, vectors)}
+
+
+def text_job(registered, split: str, text: EncoderResource, rows_of) -> EmbeddingJob:
+    from models.encoders.sentence import SentenceEncoder
+
+    spec = text.spec().with_transform(TEXT_EMBEDDING_VERSION)
+    fingerprint = spec.fingerprint()
+    return EmbeddingJob(
+        registered=registered, split=split, fingerprint=fingerprint, label=spec.label,
+        wanted=rows_of(fingerprint), load=lambda: SentenceEncoder.from_spec(spec), compute=compute_texts,
+    )
+
+
+@dg.asset(
+    partitions_def=meld_splits,
+    group_name="text",
+    deps=["meld_utterances"],
+    code_version=TEXT_EMBEDDING_VERSION,
+    pool="inference",
+    check_specs=[embedded_check("text_embeddings")],
+)
+def text_embeddings(context: AssetExecutionContext, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
+    """Sentence embedding of every utterance's official transcript (configured `[encoders.text]`)."""
+    root = store.store()
+    split = context.partition_key
+    return run_embeddings(context, root, text_job(
+        TEXT_EMBEDDINGS, split, text, lambda fp: official_rows(root, split, fp)))
+
+
+@dg.asset(
+    partitions_def=meld_splits,
+    group_name="text",
+    deps=["transcripts", "meld_utterances"],
+    code_version=TEXT_EMBEDDING_VERSION,
+    pool="inference",
+    check_specs=[embedded_check("whisper_text_embeddings")],
+)
+def whisper_text_embeddings(context: AssetExecutionContext, store: StoreResource,
+                            text: EncoderResource) -> dg.MaterializeResult:
+    """Sentence embedding of every clip's Whisper transcript (configured `[encoders.text]`)."""
+    root = store.store()
+    split = context.partition_key
+    return run_embeddings(context, root, text_job(
+        WHISPER_TEXT_EMBEDDINGS, split, text, lambda fp: whisper_rows(root, split, fp)))
