@@ -233,3 +233,22 @@ def test_every_adapter_and_embedding_runs_on_the_demo_corpora(settings_for, tmp_
     similarity = vectors @ vectors.T
     same = similarity[(who[:, None] == who[None, :]) & ~np.eye(len(who), dtype=bool)].mean()
     assert same > similarity[who[:, None] != who[None, :]].mean() + 0.05
+
+
+def test_the_demo_writer_writes_the_same_bytes_for_the_same_seed(tmp_path):
+    import hashlib
+
+    from pipelines.demo import unimodal
+
+    def digest(folder: Path) -> dict[str, str]:
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    for run_dir in ("a", "b"):
+        unimodal.write_fer2013(tmp_path / run_dir / "fer2013", 0)
+        unimodal.write_talking_face(tmp_path / run_dir / "clip.mp4", "grace_hopper",
+                                    unimodal.RAVDESS_VOICES[2], seed=0)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    unimodal.write_fer2013(tmp_path / "c" / "fer2013", 1)
+    assert (tmp_path / "c" / "fer2013" / "fer2013.csv").read_bytes() != \
+        (tmp_path / "a" / "fer2013" / "fer2013.csv").read_bytes()

@@ -183,7 +183,9 @@ def write_changes(table: LanceTable, wanted, plan: Plan, embedded: dict[str, Emb
     ).select(schema.names)
     rows = [new]
     if plan.changed:
-        kept = pl.from_arrow(table.read_arrow(where=_keys_in(plan.changed)))
+        # one scan of this encoder's rows, not a filter listing thousands of keys
+        kept = pl.from_arrow(table.read_arrow(where=f"fingerprint = '{fingerprint}'"))
+        kept = kept.filter(pl.col("key").is_in(plan.changed))
         fresh = wanted.filter(pl.col("key").is_in(plan.changed)).select("key", *ATTRIBUTES)
         kept = kept.drop(*ATTRIBUTES).join(fresh, on="key").select(schema.names)
         rows.append(kept.cast({c: new.schema[c] for c in schema.names}))
@@ -208,7 +210,7 @@ def _stale_predicate(plan: Plan, fingerprint: str) -> str:
     """A whole corpus (this encoder's rows) where none of its rows stays untouched, else its keys."""
     parts = []
     for corpus, keys in sorted(plan.stale.items()):
-        if corpus not in plan.untouched and corpus not in {k.split("/", 1)[0] for k in plan.changed}:
+        if corpus not in plan.untouched:  # rows updated in place are in the source: never deleted
             parts.append(f"(fingerprint = '{fingerprint}' AND corpus = '{corpus}')")
         else:
             parts.append(_keys_in(keys))
