@@ -151,3 +151,16 @@ def test_a_published_crop_fills_the_face_square_of_the_embedder_crop():
     assert (out[:27, 27:133] == out[27:28, 27:133]).all()  # the margin repeats the edge
     # the face square is the crop, upscaled
     assert abs(int(out[27, 27, 0]) - int(crop[0, 0])) <= 3 and abs(int(out[132, 132, 0]) - int(crop[47, 47])) <= 3
+
+
+def test_the_demo_ckplus_reads_the_same_in_both_layouts(tmp_path):
+    from pipelines.demo import unimodal
+
+    unimodal.write_ckplus(tmp_path / "ckplus", 0)
+    unimodal.write_ckplus48(tmp_path / "ckplus48", 0)
+    full, crops = read_ckplus(tmp_path / "ckplus"), read_ckplus(tmp_path / "ckplus48")
+    assert crops.layout.startswith("CK+48") and full.layout.startswith("CK+:")
+    labelled = {r["id"]: (r["speaker"], r["label"], r["status"]) for r in full.rows if r["raw_labels"]}
+    labelled.pop("S505_009_00000012")  # the planted Emotion file without frames
+    assert labelled == {r["id"]: (r["speaker"], r["label"], r["status"]) for r in crops.rows}
+    assert len(labelled) == 45

@@ -11,7 +11,8 @@
 - `ckplus/cohn-kanade-images/S50N/00K/S50N_00K_0000000F.png` with `Emotion/.../*_emotion.txt`: five
   subjects (real public-domain faces), three labelled five-frame sequences each, 640x490 grey;
   planted: a sequence without an Emotion file (`no_annotation`) and an Emotion file without
-  frames (`missing_media`).
+  frames (`missing_media`). `write_ckplus48` writes the same peak frames in the CK+48 variant
+  (`<emotion>/S501_001_00000005.png`, 48x48 grey face crops).
 - `fer2013/fer2013.csv` (`emotion,pixels,Usage`): 48x48 grey crops of the same faces in the
   three Usage splits; planted: a row with 2303 pixels (`malformed_row`) and a blank image
   (`corrupt_media`).
@@ -208,25 +209,54 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
     Image.fromarray(pixels).save(path, format="PNG")
 
 
+def ckplus_sequences() -> list[tuple[str, str, str, int, int]]:
+    """(subject, sequence, identity, photo, emotion code) of every labelled demo sequence."""
+    codes = list(CKPLUS_CODES)
+    return [(f"S{501 + s}", f"{q + 1:03d}", identity, q % faces.photos(identity), codes[(3 * s + q) % len(codes)])
+            for s, identity in enumerate(faces.IDENTITIES) for q in range(3)]
+
+
+def ckplus48_crop(identity: str, photo: int, step: int) -> np.ndarray:
+    """The 48x48 grey face crop of a demo CK+ frame, as CK+48 cuts its peak frames."""
+    from PIL import Image
+
+    width, height = CKPLUS_SIZE
+    side = CKPLUS_FACE_SIDE + 6 * step
+    scale = side / faces.load(identity, photo).shape[0]
+    x1, y1, x2, y2 = faces.face_box(identity, photo)
+    left, top = (width - side) // 2, (height - side) // 2 - 10
+    cx, cy = left + scale * (x1 + x2) / 2, top + scale * (y1 + y2) / 2
+    half = scale * max(x2 - x1, y2 - y1) / 2
+    frame = Image.fromarray(ckplus_frame(identity, photo, step))
+    box = tuple(round(v) for v in (cx - half, cy - half, cx + half, cy + half))
+    return np.asarray(frame.crop(box).resize((48, 48), Image.Resampling.LANCZOS))
+
+
+def write_ckplus48(target: Path, seed: int) -> None:
+    """The CK+48 variant of the demo CK+: `<emotion>/S501_001_00000005.png`, the last three frames
+    of each labelled sequence as 48x48 grey face crops."""
+    items = []
+    for subject, sequence, identity, photo, code in ckplus_sequences():
+        for f in range(CKPLUS_FRAMES - 2, CKPLUS_FRAMES + 1):
+            stem = f"{subject}_{sequence}_{f:08d}"
+            write_png(target / CKPLUS_CODES[code] / f"{stem}.png", ckplus48_crop(identity, photo, f))
+            items.append(stem)
+    write_truth(target, items, {})
+
+
 def write_ckplus(target: Path, seed: int) -> None:
     images, emotion_root = target / "cohn-kanade-images", target / "Emotion"
     items, planted = [], {}
-    codes = list(CKPLUS_CODES)
-    for s, identity in enumerate(faces.IDENTITIES):
-        subject = f"S{501 + s}"
-        for q in range(3):
-            sequence = f"{q + 1:03d}"
-            code = codes[(3 * s + q) % len(codes)]
-            stems = []
-            for f in range(1, CKPLUS_FRAMES + 1):
-                stem = f"{subject}_{sequence}_{f:08d}"
-                write_png(images / subject / sequence / f"{stem}.png",
-                          ckplus_frame(identity, q % faces.photos(identity), f))
-                stems.append(stem)
-            label = emotion_root / subject / sequence / f"{stems[-1]}_emotion.txt"
-            label.parent.mkdir(parents=True, exist_ok=True)
-            label.write_text(f"   {code:.7e}\n")
-            items.extend(stems[-3:])
+    for subject, sequence, identity, photo, code in ckplus_sequences():
+        stems = []
+        for f in range(1, CKPLUS_FRAMES + 1):
+            stem = f"{subject}_{sequence}_{f:08d}"
+            write_png(images / subject / sequence / f"{stem}.png", ckplus_frame(identity, photo, f))
+            stems.append(stem)
+        label = emotion_root / subject / sequence / f"{stems[-1]}_emotion.txt"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text(f"   {code:.7e}\n")
+        items.extend(stems[-3:])
     unlabelled = "S501_004"
     for f in range(1, 4):
         write_png(images / "S501" / "004" / f"S501_004_{f:08d}.png", ckplus_frame(faces.IDENTITIES[0], 0, f))
