@@ -164,3 +164,21 @@ def test_the_demo_ckplus_reads_the_same_in_both_layouts(tmp_path):
     labelled.pop("S505_009_00000012")  # the planted Emotion file without frames
     assert labelled == {r["id"]: (r["speaker"], r["label"], r["status"]) for r in crops.rows}
     assert len(labelled) == 45
+
+
+@pytest.mark.parametrize("text, problem", [
+    (" ".join(["7"] * 2304), None),
+    (" ".join(["7"] * 2303 + ["7.5"]), "not integers"),
+    (" ".join(["7"] * 2303 + ["x"]), "not integers"),
+    (" ".join(["7"] * 2305), "2305 pixel values"),
+    (" ".join(["256"] * 2304), "outside 0..255"),
+    ("", "0 pixel values"),
+])
+def test_fer2013_pixel_fields(text, problem):
+    from assets.corpora.face_items import fer2013_pixels
+
+    found = fer2013_pixels(text)
+    if problem is None:
+        assert found.shape == (48, 48) and found.dtype == np.uint8
+    else:
+        assert problem in found
