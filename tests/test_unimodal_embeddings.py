@@ -22,8 +22,6 @@ from storage import Store
 from tests import fixtures_corpora as fixtures
 from tests.conftest import shared_data
 
-ITEMS_AND_FOLDS = ["corpus_folds"]
-
 
 def materialize(settings, names: list[str]):
     defs = build_definitions(settings)
