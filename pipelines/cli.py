@@ -325,8 +325,7 @@ app.add_typer(review_app, name="review")
 def review_faces(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the contact sheets (default: beside the review file).")] = None,
 ) -> None:
-    """Write an HTML contact sheet per speaker (crops with their ids) and, if absent, the review file
-    where crops are marked to exclude or to reassign to another speaker."""
+    """Write an HTML contact sheet per speaker's face gallery and, if absent, the review file (crops to exclude or reassign)."""
     settings = _settings()
     from assets.vision.review import write_review
     from storage import Store
