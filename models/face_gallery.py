@@ -30,6 +30,9 @@ class GalleryOptions:
     utterances: int = 20  # utterances sampled per speaker
     outlier_similarity: float = 0.9  # a face less similar than this to the robust centre is an outlier
     outlier_mads: float = 3.0  # ... or more than this many median absolute deviations below the median
+    # A spread floor for that rule: near-identical faces (one photo, a static shot) have a MAD near
+    # zero, and without it a face at 0.994 among faces at 0.998 would count as an outlier.
+    min_mad: float = 0.02
     min_faces: int = 1  # a speaker with fewer kept faces gets no reference
 
 
@@ -155,7 +158,7 @@ def build_reference(vectors: np.ndarray, options: GalleryOptions = GalleryOption
     similarity = (vectors @ centre).astype(np.float32)
     median = float(np.median(similarity))
     mad = float(np.median(np.abs(similarity - median)))
-    floor = max(options.outlier_similarity, median - options.outlier_mads * max(mad, 1e-3))
+    floor = max(options.outlier_similarity, median - options.outlier_mads * max(mad, options.min_mad))
     inlier = (similarity >= floor) | trusted
     if inlier.sum() < options.min_faces:
         return Reference(None, inlier, similarity)

@@ -309,6 +309,10 @@ def test_reference_rejects_a_minority_of_other_faces():
     trusted[-1] = True  # a reviewer's reassignment is never an outlier
     assert build_reference(faces, trusted=trusted).inlier[-1]
     assert build_reference(np.zeros((0, 32), np.float32)).vector is None
+    # Near-identical faces (one photo, a static shot) are all members, not split by a tiny spread.
+    still = np.concatenate([_cluster(speaker, 11, 0.01, 5), _cluster(speaker, 1, 0.02, 6)])
+    assert build_reference(still).inlier.all()
+    assert not build_reference(still, GalleryOptions(min_mad=0.001)).inlier.all()
 
 
 def test_speaking_face_keeps_the_labelled_speakers_face_per_frame():
