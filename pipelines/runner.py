@@ -127,6 +127,9 @@ def _cause(cause) -> str:
     return f"{where}: {cause.reason}"
 
 
+# The console shows our progress lines; Dagster's own events still go to its event log (the UI).
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 ProgressFn = Callable[[int, int, Target, str, float], None]
 
 
@@ -161,6 +164,7 @@ def run(
             resources=resources,
             raise_on_error=False,
             tags={"emostore/launched_by": "cli"},
+            run_config=QUIET_CONSOLE,
         )
         took = time.perf_counter() - start
         if not result.success:
