@@ -24,7 +24,7 @@ from storage import Status, Store, content_hash
 from storage.schemas.meld import MELD_UTTERANCES
 from storage.schemas.vision import FACE_DETECTIONS, SPEAKER_GALLERY, SPEAKER_GALLERY_FACES
 
-GALLERY_VERSION = "1"
+GALLERY_VERSION = "2"  # 2: a spread floor for the MAD outlier rule
 
 
 def read_all(store: Store, name: str):
