@@ -86,7 +86,8 @@ def plan_split(table: LanceTable, wanted: list[dict[str, Any]], split: str, fing
     rows = table.read_arrow(
         where=f"split = '{split}' AND fingerprint = '{fingerprint}'", columns=list(ROW_COLUMNS)
     ).to_pylist() if table.exists() else []
-    stored = {r["key"]: r for r in rows}
+    # an encoder failure may be passing (memory, a bad chunk): such rows are computed again
+    stored = {r["key"]: r for r in rows if r["status"] != Status.ENCODER_FAILED}
     wanted_keys = {r["key"] for r in wanted}
     return SplitPlan(
         wanted=wanted,
@@ -94,7 +95,7 @@ def plan_split(table: LanceTable, wanted: list[dict[str, Any]], split: str, fing
         new=[r["key"] for r in wanted if r["key"] not in stored],
         changed=[r["key"] for r in wanted if r["key"] in stored
                  and any(stored[r["key"]][a] != r[a] for a in ATTRIBUTES)],
-        stale=[k for k in stored if k not in wanted_keys],
+        stale=[r["key"] for r in rows if r["key"] not in wanted_keys],
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from assets.audio.clips import chunks, clip_inputs, loaded, read_split
+from assets.audio.clips import SAMPLE_RATE, chunks, clip_inputs, loaded, read_split
 from assets.partitions import meld_splits
 from assets.reporting import table_result
 from assets.resources import EncoderResource, StoreResource
@@ -40,7 +40,8 @@ def carried(clip: dict[str, Any], fingerprint: str, label: str) -> dict[str, Any
 
 def reusable(previous: dict[str, dict[str, Any]], clip: dict[str, Any], fingerprint: str) -> dict[str, Any] | None:
     row = previous.get(clip["id"])
-    if row and row["input_hash"] == clip["input_hash"] and row["fingerprint"] == fingerprint:
+    if (row and row["input_hash"] == clip["input_hash"] and row["fingerprint"] == fingerprint
+            and row["status"] != Status.ENCODER_FAILED):  # a failure may be passing: try again
         return {**row, "reused": True}
     return None
 
@@ -56,7 +57,7 @@ def transcribe_chunk(model, clips: list[dict[str, Any]], fingerprint: str, label
         voiced = voiced_seconds(samples)
         if voiced == 0.0:
             rows.append({**blank_row(clip, fingerprint, label), "voiced_s": 0.0, "status": str(Status.SILENT),
-                         "reason": f"silero-vad finds no speech in {samples.size / 16000:.1f} s of audio"})
+                         "reason": f"silero-vad finds no speech in {samples.size / SAMPLE_RATE:.1f} s of audio"})
         else:
             speech.append((clip, samples, voiced))
     if speech:
