@@ -1,33 +1,19 @@
 """Speech synthesis for the demo corpora: espeak-ng (shipped by espeakng-loader) through ctypes.
 
-`synthesize(text, voice)` speaks one utterance and returns int16 mono samples with their sample
-rate. A `Voice` names an espeak-ng English variant (`m1`..`m7`, `f1`..`f5`) with a base pitch,
+`synthesize(text, voice)` speaks one utterance, in a small helper process of its own, and returns
+int16 mono samples with their sample rate. A `Voice` names an espeak-ng English variant (`m1`..`m7`, `f1`..`f5`) with a base pitch,
 pitch range and rate, so that each demo speaker sounds different and a speaker model can tell
 them apart. The same text, voice and seed always give the same samples.
 """
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import dataclasses
-import shutil
-import tempfile
-import threading
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 NATIVE_RATE = 22050  # what espeak_Initialize returns for the bundled voices
-
-# espeak-ng's C constants (speak_lib.h)
-_AUDIO_OUTPUT_RETRIEVAL = 1
-_CHARS_UTF8 = 1
-_RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
-
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,70 +35,67 @@ class Voice:
         return f"{self.name} pitch={self.pitch} range={self.pitch_range} rate={self.rate}"
 
 
-@lru_cache(maxsize=1)
-def _private_library() -> str:
-    """A copy of libespeak-ng that only this module loads, so unloading it really resets it."""
-    import espeakng_loader
-
-    source = Path(espeakng_loader.get_library_path())
-    folder = Path(tempfile.mkdtemp(prefix="emostore-espeak-"))
-    atexit.register(shutil.rmtree, folder, True)
-    target = folder / source.name
-    shutil.copyfile(source, target)
-    return str(target)
+# One utterance, run by a fresh interpreter (`python -I -S`, ctypes only: about 15 ms to start).
+# espeak-ng keeps wave-generator state (pitch phase, flutter, echo) in C statics from one
+# utterance to the next and seeds its noise from the clock, so an utterance depends on its text,
+# voice and seed alone only when the library is new and seeded. Unloading it in-process instead
+# can hang: espeak_Terminate may block forever destroying its idle worker thread's condition.
+_HELPER = r"""
+import ctypes, os, sys
+library, data, voice, rate, pitch, pitch_range, seed = sys.argv[1:8]
+text = sys.stdin.buffer.read() + b"\0"
+lib = ctypes.CDLL(library)
+lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+out = sys.stdout.buffer
+sample_rate = lib.espeak_Initialize(1, 0, data.encode(), 0)  # 1: AUDIO_OUTPUT_RETRIEVAL
+chunks = []
+@ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+def collect(wav, count, events):
+    if count > 0 and wav:
+        chunks.append(ctypes.string_at(wav, 2 * count))
+    return 0
+lib.espeak_SetSynthCallback(collect)
+status = lib.espeak_SetVoiceByName(voice.encode())
+# rate, volume, pitch, range, word gap
+for parameter, value in ((1, int(rate)), (2, 100), (3, int(pitch)), (4, int(pitch_range)), (7, 0)):
+    lib.espeak_SetParameter(parameter, value, 0)
+lib.espeak_ng_SetRandSeed(int(seed))
+if status == 0 and sample_rate > 0:
+    status = lib.espeak_Synth(text, len(text), 0, 0, 0, 1, None, None)  # 1: espeakCHARS_UTF8
+    lib.espeak_Synchronize()
+out.write(b"%d %d\n" % (status if sample_rate > 0 else -1, sample_rate))
+out.write(b"".join(chunks))
+out.flush()
+os._exit(0)  # no espeak_Terminate, no interpreter teardown: the process ending frees it all
+"""
 
 
 def _speak(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, int]:
-    """One utterance from a freshly loaded library.
-
-    espeak-ng keeps wave-generator state (pitch phase, flutter, echo) in C statics from one
-    utterance to the next and seeds its noise from the clock; loading the library afresh and
-    seeding it is what makes an utterance depend on its text, voice and seed alone.
-    """
-    import _ctypes
+    """One utterance from a freshly started espeak-ng: (int16 samples, sample rate)."""
+    import subprocess
+    import sys
 
     import espeakng_loader
 
-    chunks: list[np.ndarray] = []
-
-    def collect(wav, count, _events) -> int:
-        if count > 0 and wav:
-            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-        return 0  # 0: keep synthesizing
-
-    callback = _SYNTH_CALLBACK(collect)
-    with _LOCK:
-        lib = ctypes.CDLL(_private_library())
-        try:
-            lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-            lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-            lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
-            lib.espeak_Synth.argtypes = [
-                ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-            ]
-            rate = lib.espeak_Initialize(_AUDIO_OUTPUT_RETRIEVAL, 0, espeakng_loader.get_data_path().encode(), 0)
-            if rate <= 0:
-                raise RuntimeError("espeak-ng failed to initialize (espeakng-loader's data folder unreadable?)")
-            lib.espeak_SetSynthCallback(callback)
-            # espeak-ng quietly ignores an unknown variant, so look for its file first.
-            variants = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
-            if not (variants / voice.variant).is_file() or lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
-                raise ValueError(f"espeak-ng has no voice {voice.name!r}")
-            for parameter, value in ((_RATE, voice.rate), (_PITCH, voice.pitch),
-                                     (_RANGE, voice.pitch_range), (_VOLUME, 100), (_WORDGAP, 0)):
-                lib.espeak_SetParameter(parameter, value, 0)
-            lib.espeak_ng_SetRandSeed(seed)
-            data = text.encode("utf-8") + b"\0"
-            status = lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
-            lib.espeak_Synchronize()
-            lib.espeak_Terminate()
-        finally:
-            _ctypes.dlclose(lib._handle)
+    data = espeakng_loader.get_data_path()
+    # espeak-ng quietly falls back to its default for an unknown variant, so look for its file.
+    if not (Path(data) / "voices" / "!v" / voice.variant).is_file():
+        raise ValueError(f"espeak-ng has no voice {voice.name!r}")
+    command = [sys.executable, "-I", "-S", "-c", _HELPER, espeakng_loader.get_library_path(), data,
+               voice.name, str(voice.rate), str(voice.pitch), str(voice.pitch_range), str(seed)]
+    done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True, timeout=120)
+    header, _, pcm = done.stdout.partition(b"\n")
+    if done.returncode != 0 or not header:
+        raise RuntimeError(f"espeak-ng failed on {text!r}: {done.stderr.decode(errors='replace')[-500:]}")
+    status, rate = (int(v) for v in header.split())
     if status != 0:
-        raise RuntimeError(f"espeak-ng failed on {text!r} (error {status})")
-    return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), rate
+        raise RuntimeError(f"espeak-ng failed on {text!r} with voice {voice.name!r} (error {status})")
+    return np.frombuffer(pcm, np.int16).copy(), rate
 
 
 def synthesize(text: str, voice: Voice = Voice(), sample_rate: int | None = None,
