@@ -68,7 +68,6 @@ class DemoSettings(BaseModel, extra="forbid"):
 
     root: str = Field(default=DEMO_ROOT, description="Folder the demo corpora are written to (under `corpora/`).")
     seed: int = Field(default=0, description="Random seed; the same seed writes byte-identical corpora.")
-    clips: int = Field(default=60, description="Annotated MELD clips in the demo corpus.")
 
 
 class DagsterSettings(BaseModel, extra="forbid"):
