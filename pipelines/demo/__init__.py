@@ -76,12 +76,28 @@ def main(config: str | None = None, seed: int | None = None) -> int:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1
     uses_default = config is None and not (base / CONFIG_NAME).is_file()
-    prefix = "emostore" if uses_default else f"emostore --config {settings.source}"
+    command = _emostore_command(base)
+    prefix = command if uses_default else f"{command} --config {settings.source}"
     print("\nNext:")
     print(f"  {prefix} ui        # the Dagster UI: assets, lineage, metadata, staleness")
     print(f"  {prefix} status    # every asset as fresh, stale or missing")
     print(f"  {prefix} tables    # the store's tables and their versions")
     return 0
+
+
+def _emostore_command(base: Path) -> str:
+    """How to call this same `emostore` from `base`: its name when it is on PATH (an activated
+    venv), else its path (right after `make demo`: `.venv/bin/emostore`)."""
+    import os
+
+    here = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which("emostore")
+    if here is None or here.name != "emostore" or (found and Path(found).resolve() == here):
+        return "emostore"
+    try:
+        return os.path.relpath(here, base) if here.is_relative_to(base) else str(here)
+    except ValueError:
+        return str(here)
 
 
 def summary(settings, seconds: float) -> str:
