@@ -5,6 +5,11 @@ keyed by several fields stores them joined in one `key` column (`row_key`). Upse
 `merge_insert` on that key with Lance's unenforced primary key set, so concurrent writers of
 the same keys never duplicate rows. Every write is a Lance version; `tag` names a version with
 what produced it, and `read(version=...)` reads any earlier version or tag.
+
+An embedding table is one table named like its asset, registered with its default encoder's
+vector size, and holds the rows of every encoder of the size it holds. A column holds one vector
+size, so an encoder of another size starts the table afresh (`for_vectors`): a new Lance version
+of the same table, empty, with the new size; earlier versions keep the old rows.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 
 from storage import uri as uris
 from storage.faults import fault_point
-from storage.schemas import SchemaError, TableSchema
+from storage.schemas import VECTOR, SchemaError, TableSchema, with_vector_dim
 
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 KEY_SEPARATOR = "|"
@@ -70,20 +76,23 @@ class LanceTable:
     def exists(self) -> bool:
         return self.schema.name in self._connect().table_names()
 
+    def _stored_schema(self) -> pa.Schema:
+        """The arrow schema a new table is created with: the declared one and its identity."""
+        return self.schema.schema.with_metadata(
+            {
+                "emostore.table": self.schema.name,
+                "emostore.schema_version": str(self.schema.version),
+            }
+        )
+
     def table(self):
         """The lancedb table, created empty (with its primary key) on first use."""
         if self._table is None:
             db = self._connect()
-            schema = self.schema.schema.with_metadata(
-                {
-                    "emostore.table": self.schema.name,
-                    "emostore.schema_version": str(self.schema.version),
-                }
-            )
             if self.schema.name in db.table_names():
                 table = db.open_table(self.schema.name)
             else:
-                table = db.create_table(self.schema.name, schema=schema, exist_ok=True)
+                table = db.create_table(self.schema.name, schema=self._stored_schema(), exist_ok=True)
             if not _has_primary_key(table, self.key):
                 try:
                     table.set_unenforced_primary_key(self.key)
@@ -102,6 +111,49 @@ class LanceTable:
     def version(self) -> int:
         return self.table().version
 
+    # -- vector size -----------------------------------------------------------------------
+    @property
+    def vector_dim(self) -> int | None:
+        """The vector size this handle declares, and writes."""
+        return self.schema.vector_dim
+
+    def stored_vector_dim(self) -> int | None:
+        """The vector size the stored table holds (None before its first write)."""
+        if self.vector_dim is None or not self.exists():
+            return None
+        return self.table().schema.field(VECTOR).type.list_size
+
+    def sized(self, dim: int | None = None) -> LanceTable:
+        """A handle on this same table declaring `dim`-d vectors; by default the size the stored
+        table holds (the registered size before the first write). Nothing is written."""
+        dim = dim or self.stored_vector_dim() or self.vector_dim
+        if dim == self.vector_dim:
+            return self
+        return LanceTable(self.root, with_vector_dim(self.schema, dim))
+
+    def for_vectors(self, dim: int, *, log: Callable[[str], None] | None = None) -> LanceTable:
+        """A handle for writing `dim`-d vectors into this table, started afresh (`log` says so)
+        when it holds vectors of another size."""
+        table = self.sized(dim)
+        replaced = table.start_afresh()
+        if replaced is not None and log is not None:
+            log(f"{self.schema.name} holds {replaced}-d vectors and the encoder gives {dim}-d: "
+                f"starting the table afresh (the old rows stay readable at earlier Lance versions)")
+        return table
+
+    def start_afresh(self) -> int | None:
+        """When the stored table holds vectors of another size than this handle declares,
+        replace it by an empty table of the declared schema, as a new Lance version (primary key
+        and schema metadata kept; earlier versions still hold the old rows). Returns the size
+        the table held when it did, else None."""
+        stored = self.stored_vector_dim()
+        if stored is None or stored == self.vector_dim:
+            return None
+        self._connect().create_table(self.schema.name, schema=self._stored_schema(), mode="overwrite")
+        self._table = None
+        self.table()  # reopened, to give it its primary key again
+        return stored
+
     # -- write -----------------------------------------------------------------------------
     def upsert(self, data: Any, *, tag: str | None = None) -> int:
         """Insert new keys and update existing ones in one commit; returns the new version."""
@@ -110,7 +162,7 @@ class LanceTable:
             return self.version
         if len(set(rows.column(self.key).to_pylist())) != rows.num_rows:
             raise SchemaError(f"{self.schema.name}: duplicate keys within one upsert")
-        table = self.table()
+        table = self._writable()
         fault_point("lance.before_commit")
         result = (
             table.merge_insert(self.key)
@@ -124,7 +176,7 @@ class LanceTable:
     def replace_where(self, data: Any, where: str, *, tag: str | None = None) -> int:
         """Make the rows matching `where` exactly `data` in one commit (a shard's re-run)."""
         rows = self.schema.conform(data)
-        table = self.table()
+        table = self._writable()
         result = (
             table.merge_insert(self.key)
             .when_matched_update_all()
@@ -138,6 +190,16 @@ class LanceTable:
         table = self.table()
         table.delete(where)
         return self._tag(table.version, tag)
+
+    def _writable(self):
+        """The lancedb table, once it is known to hold vectors of the size this handle writes."""
+        table = self.table()
+        if self.vector_dim is not None:
+            stored = table.schema.field(VECTOR).type.list_size
+            if stored != self.vector_dim:
+                raise SchemaError(f"{self.schema.name} holds {stored}-d vectors, not {self.vector_dim}-d: "
+                                  f"write through `for_vectors({self.vector_dim})`")
+        return table
 
     def _tag(self, version: int, tag: str | None) -> int:
         if tag:

@@ -202,9 +202,8 @@ def test_incremental_embedding_rows_compute_only_what_is_new(tmp_path):
     """The planner and writer on a real Lance table: new keys computed, unchanged ones not,
     speaker edits in place with the stored vector, gone items deleted, failures retried, and
     another vector size starting the table afresh."""
-    from assets.audio.incremental import Computed, embeddings_table, plan_split, write_split
+    from assets.audio.incremental import Computed, plan_split, write_split
     from storage import row_key
-    from storage.schemas.audio import SPEAKER_EMBEDDINGS
 
     store = Store(str(tmp_path / "store"))
 
@@ -213,7 +212,7 @@ def test_incremental_embedding_rows_compute_only_what_is_new(tmp_path):
                  "emotion": "joy", "input_hash": f"h-{i}", "fingerprint": "fp1",
                  "status": status if i != "dev/c" else "missing_media", "reason": ""} for i in ids]
 
-    table = embeddings_table(store, SPEAKER_EMBEDDINGS, 256)
+    table = store.lance("speaker_embeddings")
     rows = wanted(["dev/a", "dev/b", "dev/c"])
     plan = plan_split(table, rows, "dev", "fp1")
     assert len(plan.new) == 3 and [r["id"] for r in plan.to_compute] == ["dev/a", "dev/b"]
@@ -240,6 +239,7 @@ def test_incremental_embedding_rows_compute_only_what_is_new(tmp_path):
     assert set(stored) == {"dev/a", "dev/b"} and stored["dev/b"]["speaker"] == "Joey and Chandler"
     assert all(v == 2.0 for v in stored["dev/b"]["vector"])  # kept, not recomputed
 
-    wider = embeddings_table(store, SPEAKER_EMBEDDINGS, 512, log=lambda message: None)
-    assert wider.count() == 0 and wider.table().schema.field("vector").type.list_size == 512
+    told = []
+    wider = table.for_vectors(512, log=told.append)
+    assert wider.count() == 0 and wider.stored_vector_dim() == 512 and len(told) == 1
     assert store.lance("speaker_embeddings").read(version=version).height == 3  # the old rows stay readable

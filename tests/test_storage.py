@@ -165,6 +165,43 @@ def test_lance_query_by_speaker_is_exact_and_prefiltered(tmp_path):
     assert set(hits.column("speaker").to_pylist()) == {"B"}
 
 
+def test_another_vector_size_starts_the_lance_table_afresh_at_a_new_version(tmp_path):
+    from storage.lance import _has_primary_key
+
+    def rows(dim: int, n: int) -> pl.DataFrame:
+        return pl.DataFrame({
+            "key": [f"k{i}" for i in range(n)], "id": [f"u{i}" for i in range(n)], "speaker": ["A"] * n,
+            "vector": pl.Series([[1.0] * dim] * n, dtype=pl.Array(pl.Float32, dim)),
+        })
+
+    registered = LanceTable(str(tmp_path), EMB)
+    old = registered.upsert(rows(4, 3), tag="four")
+    assert registered.for_vectors(4) is registered  # the size it holds: nothing happens
+    assert registered.version == old
+    told: list[str] = []
+    wider = registered.for_vectors(6, log=told.append)
+    assert wider.schema.name == EMB.name and wider.vector_dim == 6
+    assert len(told) == 1 and "4-d" in told[0] and "6-d" in told[0]
+    assert wider.version > old and wider.count() == 0
+    assert wider.start_afresh() is None  # already 6-d
+    wider.upsert(rows(6, 2))
+
+    # any handle on the table reads what it holds now, and what it held at the old version
+    reader = LanceTable(str(tmp_path), EMB)
+    assert reader.stored_vector_dim() == 6 and reader.sized().vector_dim == 6
+    assert reader.count() == 2
+    assert reader.read()["vector"].dtype == pl.Array(pl.Float32, 6)
+    before = reader.read(version=old)
+    assert before.height == 3 and before["vector"].dtype == pl.Array(pl.Float32, 4)
+    assert reader.read(version=f"v{old}.four").height == 3
+    lance = reader.table()
+    assert _has_primary_key(lance, "key")
+    assert lance.schema.metadata[b"emostore.schema_version"] == b"1"
+    assert lance.schema.metadata[b"emostore.table"] == EMB.name.encode()
+    with pytest.raises(SchemaError, match="holds 6-d vectors"):  # the registered size no longer fits
+        reader.upsert(rows(4, 1))
+
+
 def test_lance_schema_version_mismatch_is_an_error(tmp_path):
     LanceTable(str(tmp_path), EMB).upsert([{"key": "k", "id": "u", "speaker": "A", "vector": [0.0] * 4}])
     newer = TableSchema(name=EMB.name, version=2, schema=EMB.schema, key=EMB.key, format="lance")

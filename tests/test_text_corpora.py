@@ -418,9 +418,7 @@ def test_a_real_sample_embeds_into_vectors_that_separate_emotions(real_items, en
 def test_another_vector_size_starts_the_table_afresh_and_keeps_old_versions(tmp_path):
     import polars as pl
 
-    from assets.corpora.text_embeddings import start_afresh, stored_dim
-    from storage import LanceTable
-    from storage.schemas.corpora import text_corpus_embeddings
+    from storage import Store
 
     def rows(dim):
         return pl.DataFrame({
@@ -429,10 +427,11 @@ def test_another_vector_size_starts_the_table_afresh_and_keeps_old_versions(tmp_
             "vector": pl.Series([[1.0] + [0.0] * (dim - 1)], dtype=pl.Array(pl.Float32, dim)),
         })
 
-    old = LanceTable(str(tmp_path), text_corpus_embeddings(384))
+    old = Store(str(tmp_path)).lance("text_corpus_embeddings")
     first = old.upsert(rows(384))
-    table = start_afresh(str(tmp_path), 8)
-    assert stored_dim(table) == 8 and table.count() == 0
+    table = old.for_vectors(8)
+    assert table.schema.name == "text_corpus_embeddings"
+    assert table.stored_vector_dim() == 8 and table.count() == 0
     table.upsert(rows(8))
     assert table.read()["vector"].dtype == pl.Array(pl.Float32, 8)
     assert table.read(version=first)["vector"].dtype == pl.Array(pl.Float32, 384)

@@ -109,7 +109,7 @@ def test_real_ravdess_clip_and_ckplus48_crops_get_face_embeddings(settings_for, 
     settings = settings_for(config(ravdess=ravdess, ckplus=ckplus48_sample))
     names = ["ravdess_items", "ckplus_items", "corpus_folds", "corpus_face_embeddings"]
     instance = materialize(settings, names)
-    table = Store(settings.store.root).lance("corpus_face_embeddings_128")
+    table = Store(settings.store.root).lance("corpus_face_embeddings")
     rows = table.read()
     assert rows.height == sum(CKPLUS_SAMPLE.values()) + 1
     clip = rows.filter(pl.col("corpus") == "ravdess").row(0, named=True)
@@ -141,8 +141,8 @@ def test_real_ravdess_speaker_and_asr_embeddings_are_incremental(settings_for):
     instance = materialize(settings, ["ravdess_items", "corpus_folds", "corpus_speaker_embeddings",
                                       "corpus_asr_embeddings"])
     store = Store(settings.store.root)
-    speaker = store.lance("corpus_speaker_embeddings_256").read()
-    asr = store.lance("corpus_asr_embeddings_384").read()
+    speaker = store.lance("corpus_speaker_embeddings").read()
+    asr = store.lance("corpus_asr_embeddings").read()
     for rows in (speaker, asr):
         # the fifteen `_audio` files; the twin is a duplicate and the clip's audio is heard already
         assert rows.height == 15 and set(rows["status"]) == {"ok"}
@@ -155,6 +155,8 @@ def test_real_ravdess_speaker_and_asr_embeddings_are_incremental(settings_for):
     assert voices.shape == (15, 256) and np.allclose(np.linalg.norm(voices, axis=1), 1.0, atol=1e-4)
     assert (voices @ voices.T).mean() > 0.6  # one actor throughout (voices are told apart on the demo corpora)
     assert np.isfinite(np.stack(asr["vector"].to_numpy())).all()
+    asr_meta = metadata(instance, "corpus_asr_embeddings")
+    assert (asr_meta["table"], asr_meta["dimensions"]) == ("corpus_asr_embeddings", 384)  # tiny.en
 
     # a new protocol (here: another fold) updates rows in place, encoding nothing
     folds = store.parquet("corpus_folds")
@@ -162,7 +164,7 @@ def test_real_ravdess_speaker_and_asr_embeddings_are_incremental(settings_for):
     materialize(settings, ["corpus_speaker_embeddings"])
     meta = metadata(instance, "corpus_speaker_embeddings")
     assert (meta["items encoded"], meta["rows with labels updated"]) == (0, 15)
-    again = store.lance("corpus_speaker_embeddings_256").read()
+    again = store.lance("corpus_speaker_embeddings").read()
     assert set(again["fold"]) == {2}
     assert np.allclose(np.stack(again.sort("key")["vector"].to_numpy()), np.stack(speaker.sort("key")["vector"].to_numpy()))
 
@@ -173,7 +175,7 @@ def test_real_ravdess_speaker_and_asr_embeddings_are_incremental(settings_for):
     materialize(settings, ["corpus_speaker_embeddings"])
     meta = metadata(instance, "corpus_speaker_embeddings")
     assert (meta["items encoded"], meta["rows deleted"]) == (0, 1)
-    assert store.lance("corpus_speaker_embeddings_256").count() == 14
+    assert store.lance("corpus_speaker_embeddings").count() == 14
 
 
 # -- IEMOCAP transcripts ------------------------------------------------------------------------------
@@ -185,7 +187,7 @@ def test_iemocap_transcripts_get_text_embeddings(settings_for, tmp_path):
     # the items check fails on this deliberately damaged tree; the folds and embeddings still run
     run(defs, instance, targets(defs, [dg.AssetKey("iemocap_items")]))
     materialize(settings, ["corpus_folds", "iemocap_text_embeddings"])
-    rows = Store(settings.store.root).lance("iemocap_text_embeddings_384").read().sort("id")
+    rows = Store(settings.store.root).lance("iemocap_text_embeddings").read().sort("id")
     assert dict(zip(rows["id"], rows["status"])) == {
         "Ses01F_impro01_F000": "ok", "Ses01F_impro01_F001": "ok", "Ses01F_impro01_M000": "ok",
         "Ses01F_impro01_M001": "no_text", "Ses03M_script01_1_F000": "ok", "Ses03M_script01_1_M000": "ok",
@@ -219,14 +221,14 @@ def test_every_adapter_and_embedding_runs_on_the_demo_corpora(settings_for, tmp_
     folds = store.parquet("corpus_folds").read()
     assert folds.group_by("corpus").agg(pl.col("fold").n_unique()).sort("corpus").rows() == [
         ("ckplus", 5), ("cremad", 4), ("fer2013", 1), ("iemocap", 2), ("ravdess", 4)]
-    faces = store.lance("corpus_face_embeddings_128").read()
+    faces = store.lance("corpus_face_embeddings").read()
     assert Counter(zip(faces["corpus"], faces["face_source"], faces["status"])) == {
         ("ckplus", "detected", "ok"): 45, ("fer2013", "whole_crop", "ok"): 42, ("ravdess", "detected", "ok"): 1}
-    for name, expected in (("corpus_speaker_embeddings_256", 79), ("corpus_asr_embeddings_384", 79)):
+    for name, expected in (("corpus_speaker_embeddings", 79), ("corpus_asr_embeddings", 79)):
         rows = store.lance(name).read()
         assert rows.height == expected and set(rows["status"]) == {"ok"}, name
     # the demo's voices differ: each actor's clips are closer to each other than to other actors'
-    speaker = store.lance("corpus_speaker_embeddings_256").read().filter(pl.col("corpus") == "cremad")
+    speaker = store.lance("corpus_speaker_embeddings").read().filter(pl.col("corpus") == "cremad")
     vectors, who = np.stack(speaker["vector"].to_numpy()), speaker["speaker"].to_numpy()
     similarity = vectors @ vectors.T
     same = similarity[(who[:, None] == who[None, :]) & ~np.eye(len(who), dtype=bool)].mean()

@@ -105,7 +105,7 @@ def test_face_rows_account_for_every_clip_and_the_gallery_enrols_the_cast(demo):
     assert set(detections["id"]) == set(frames["id"])
     accepted = detections.filter(pl.col("status") == "ok")
     assert accepted.height > 100 and accepted["crop_uri"].is_not_null().all()
-    embeddings = store.lance("face_embeddings_128")
+    embeddings = store.lance("face_embeddings")
     assert embeddings.count() == accepted.height
     assert any("speaker" in idx.columns for idx in embeddings.table().list_indices())
     assert embeddings.count("speaker = 'Rachel'") > 0

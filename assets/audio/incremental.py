@@ -6,8 +6,9 @@ spec and our transform. A split's run therefore computes only keys not yet store
 current fingerprint; rows whose speaker or emotion changed are updated in place with their
 stored vector; rows of items gone or changed are deleted; all in one Lance commit, and nothing
 is written when nothing changed. Rows of other fingerprints stay, so switching back to an
-encoder costs nothing (readers select `fingerprint`). A vector size other than the stored one
-(another model) replaces the table with a new Lance version; earlier versions stay readable.
+encoder of the same vector size costs nothing (readers select `fingerprint`). An encoder of
+another vector size starts the table afresh (`LanceTable.for_vectors`: a new Lance version;
+earlier versions stay readable).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from storage import LanceTable, Store, content_hash, uri as uris
+from storage import LanceTable, Store, content_hash
 from storage.schemas import TableSchema
-from storage.schemas.audio import utterance_embeddings
 from storage.status import Status
 
 ATTRIBUTES = ("speaker", "emotion")  # refreshed in place when only they changed
@@ -29,31 +29,6 @@ ROW_COLUMNS = ("key", "id", "split", "speaker", "emotion", "input_hash", "finger
 
 def quoted(values) -> str:
     return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
-
-
-def stored_dim(table: LanceTable) -> int | None:
-    if not table.exists():
-        return None
-    return table.table().schema.field("vector").type.list_size
-
-
-def embeddings_table(store: Store, registered: TableSchema, dim: int, log: Callable[[str], None] = print) -> LanceTable:
-    """The table to write `dim`-d vectors into, replaced by an empty one (a new Lance version)
-    when it holds vectors of another size."""
-    schema = registered if registered.schema.field("vector").type.list_size == dim else \
-        utterance_embeddings(registered.name, dim, registered.description)
-    table = LanceTable(store.root, schema)
-    found = stored_dim(table)
-    if found is not None and found != dim:
-        import lancedb
-
-        log(f"{registered.name} holds {found}-d vectors and the encoder gives {dim}-d: "
-            f"starting the table afresh (the old rows stay readable at earlier Lance versions)")
-        db = lancedb.connect(uris.join(store.root, "lance"))
-        db.create_table(registered.name, schema=schema.schema.with_metadata({
-            "emostore.table": schema.name, "emostore.schema_version": str(schema.version)}), mode="overwrite")
-        table = LanceTable(store.root, schema)
-    return table
 
 
 def read_vectors(table: LanceTable, keys: list[str]) -> dict[str, np.ndarray]:
@@ -128,7 +103,7 @@ def write_split(table: LanceTable, plan: SplitPlan, computed: Mapping[str, Compu
 
     if not (plan.new or plan.changed or plan.stale):
         return None
-    dim = table.schema.schema.field("vector").type.list_size
+    dim = table.vector_dim
     rows = {r["key"]: r for r in final_rows(plan, computed)}
     keep_vectors = read_vectors(table, plan.changed)
     out, vectors = [], []
@@ -179,16 +154,14 @@ def run_embeddings(context, store: Store, job: EmbeddingJob):
     from assets.reporting import table_result
 
     name = job.registered.name
-    existing = LanceTable(store.root, job.registered)
-    dim = stored_dim(existing) or job.registered.schema.field("vector").type.list_size
-    table = embeddings_table(store, job.registered, dim, context.log.warning)
+    table = LanceTable(store.root, job.registered).sized()  # the vector size it holds
     plan = plan_split(table, job.wanted, job.split, job.fingerprint)
     computed: dict[str, Computed] = {}
     seconds = 0.0
     if plan.to_compute:
         encoder = job.load()
-        if encoder.dim != dim:
-            table = embeddings_table(store, job.registered, encoder.dim, context.log.warning)
+        if encoder.dim != table.vector_dim:
+            table = table.for_vectors(encoder.dim, log=context.log.warning)
             plan = plan_split(table, job.wanted, job.split, job.fingerprint)
         start = time.perf_counter()
         computed = job.compute(encoder, plan.to_compute)
@@ -213,7 +186,7 @@ def run_embeddings(context, store: Store, job: EmbeddingJob):
             "computed without a vector": failed,
             "encoder": job.label,
             "fingerprint": job.fingerprint,
-            "dimensions": table.schema.schema.field("vector").type.list_size,
+            "dimensions": table.vector_dim,
             "rows per second": round(len(plan.to_compute) / seconds, 2) if seconds else 0.0,
             "lance version": version if version is not None else "unchanged",
             "lance rows (all splits and encoders)": table.count(),

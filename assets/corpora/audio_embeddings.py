@@ -2,8 +2,8 @@
 `speaker` and `asr` encoder specs as MELD's clips.
 
 Each item's audio is decoded to 16 kHz mono (the speech channel, `storage.media.speech_audio`)
-and embedded: `corpus_speaker_embeddings_<dim>` by the speaker encoder, `corpus_asr_embeddings_<dim>`
-by the Whisper encoder mean-pooled over the clip's frames. Audio items are the corpora's audio
+and embedded: `corpus_speaker_embeddings` by the speaker encoder, `corpus_asr_embeddings` by the
+Whisper encoder mean-pooled over the clip's frames. Audio items are the corpora's audio
 files; a RAVDESS audio-video clip is read for its audio only when no audio file of the same
 performance is there (the audio-only download and the video download record the same
 performances). Silent or undecodable audio is a row with its status and a zero vector.
@@ -23,13 +23,13 @@ from assets.corpora.corpus_embeddings import (
     coverage_check,
     data_version,
     embed_new,
+    embeddings_table,
     items_with_folds,
     keyed,
     media_hashes,
     plan_changes,
     stored_rows,
     summary_metadata,
-    table_for,
     write_changes,
 )
 from assets.corpora.scan import AUDIO_SUFFIXES
@@ -83,14 +83,14 @@ def embed_audio(context, kind: str, store: StoreResource, corpora: CorporaResour
     `embed(clips)` returns a vector (or an exception saying why not) per clip."""
     fingerprint = encoder.fingerprint()
     wanted, roots = wanted_audio(store, corpora, fingerprint)
-    table = table_for(store, kind, fingerprint)
+    table = embeddings_table(store, kind)
     plan = plan_changes(wanted, table, fingerprint, SPEECH_CORPORA)
     context.log.info(f"{kind} embeddings: {wanted.height} audio items; {len(plan.new)} to encode, "
                      f"{len(plan.changed)} label updates, {sum(map(len, plan.stale.values()))} stale rows")
     seconds, embedded = 0.0, {}
     if plan.new:
         model = load(encoder.spec())
-        table = table_for(store, kind, fingerprint, dim_of(model))
+        table = table.for_vectors(dim_of(model), log=context.log.warning)
 
         def encode(rows) -> list[Embedded]:
             decoded = [decode_speech(Path(roots[c]) / p) for c, p in zip(rows["corpus"], rows["path"])]
@@ -111,14 +111,12 @@ def embed_audio(context, kind: str, store: StoreResource, corpora: CorporaResour
         start = time.perf_counter()
         embedded = embed_new(wanted, plan, encode, context.log.info)
         seconds = time.perf_counter() - start
-    version = write_changes(table, wanted, plan, embedded, fingerprint, f"corpus_{kind}_embeddings {fingerprint}") \
-        if table is not None else None
+    version = write_changes(table, wanted, plan, embedded, fingerprint, f"{table.schema.name} {fingerprint}")
     stored = stored_rows(table, fingerprint, SPEECH_CORPORA)
     return table_result(
         stored,
         data_version=data_version(stored),
-        metadata={**summary_metadata(stored, plan, seconds, encoder.spec().label, fingerprint, version),
-                  "table": table.schema.name if table is not None else "(none yet)",
+        metadata={**summary_metadata(table, stored, plan, seconds, encoder.spec().label, fingerprint, version),
                   "corpora configured": dg.MetadataValue.json(sorted(roots))},
         check_results=[coverage_check(stored, wanted)],
         sample_columns=["corpus", "id", "speaker", "fold", "label", "duration_s", "status", "reason"],

@@ -4,8 +4,10 @@ Every item with a fold in `corpus_folds` is wanted once per encoder, keyed by (c
 input content hash, encoder fingerprint). A run computes only keys not yet stored; rows whose
 labels, speaker or fold changed are updated in place without re-encoding; rows of items that are
 gone or whose input changed are deleted; all in one Lance commit, tagged with the encoder. Rows
-of other encoders stay (select `fingerprint`). An item the encoder cannot embed is stored too,
-with its status, its reason and a zero vector, so it is counted and not retried.
+of other encoders of the same vector size stay (select `fingerprint`); an encoder of another size
+starts the table afresh (`LanceTable.for_vectors`: a new Lance version; earlier versions keep the
+old rows). An item the encoder cannot embed is stored too, with its status, its reason and a zero
+vector, so it is counted and not retried.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import dagster as dg
 import numpy as np
 
 from assets.resources import StoreResource
-from storage import LanceTable, content_hash, row_key, uris
-from storage.schemas.unimodal import CORPUS_FOLDS, corpus_embeddings
+from storage import LanceTable, content_hash, row_key
+from storage.schemas.unimodal import CORPUS_EMBEDDINGS, CORPUS_FOLDS
 from storage.status import Status
 
 # Refreshed in place when they change; the vector is kept.
@@ -84,28 +86,10 @@ def media_hashes(items, roots: dict[str, str]) -> list[str]:
 
 
 # -- which table ---------------------------------------------------------------------------------
-def table_for(store: StoreResource, kind: str, fingerprint: str, dim: int | None = None) -> LanceTable | None:
-    """The `kind` table with `dim`-d vectors; without `dim`, the stored one holding rows of
-    `fingerprint` (None if none does yet)."""
-    root = store.store().root
-    if dim is not None:
-        return LanceTable(root, corpus_embeddings(kind, dim))
-    import lancedb
-
-    prefix = corpus_embeddings(kind, 1).name[:-1]  # e.g. corpus_speaker_embeddings_
-    names = lancedb.connect(uris.join(root, "lance")).table_names() if _has_lance(root) else []
-    for name in sorted(names):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            table = LanceTable(root, corpus_embeddings(kind, int(name[len(prefix):])))
-            if table.count(f"fingerprint = '{fingerprint}'"):
-                return table
-    return None
-
-
-def _has_lance(root: str) -> bool:
-    if not uris.is_local(root):
-        return True
-    return Path(uris.local_path(uris.join(root, "lance"))).is_dir()
+def embeddings_table(store: StoreResource, kind: str) -> LanceTable:
+    """The `kind` (speaker, asr, face, text) table, declaring the vector size it holds; an
+    encoder of another size writes through `.for_vectors(dim)`."""
+    return LanceTable(store.store().root, CORPUS_EMBEDDINGS[kind]).sized()
 
 
 # -- plan and write ------------------------------------------------------------------------------
@@ -132,11 +116,11 @@ class Plan:
         return not (self.new or self.changed or self.stale)
 
 
-def plan_changes(wanted, table: LanceTable | None, fingerprint: str, corpora: Sequence[str]) -> Plan:
+def plan_changes(wanted, table: LanceTable, fingerprint: str, corpora: Sequence[str]) -> Plan:
     import polars as pl
 
     wanted_sig = dict(zip(wanted["key"], wanted.select(_signature())["signature"]))
-    if table is None or not table.exists():
+    if not table.exists():
         return Plan(list(wanted_sig), [], {}, set())
     stored = pl.from_arrow(table.read_arrow(where=_scope(fingerprint, corpora),
                                             columns=["key", "corpus", *ATTRIBUTES]))
@@ -167,7 +151,7 @@ def write_changes(table: LanceTable, wanted, plan: Plan, embedded: dict[str, Emb
     if plan.empty:
         return None
     schema = table.schema.schema
-    dim = schema.field("vector").type.list_size
+    dim = table.vector_dim
     own = [f.name for f in schema if f.name not in wanted.columns and f.name not in ("status", "reason", "vector")]
     base = [f.name for f in schema if f.name in wanted.columns]
     new = wanted.filter(pl.col("key").is_in(plan.new)).select(base)
@@ -234,11 +218,11 @@ def embed_new(wanted, plan: Plan, encode: Callable[[Any], list[Embedded]], log: 
 
 
 # -- what the asset reports -----------------------------------------------------------------------
-def stored_rows(table: LanceTable | None, fingerprint: str, corpora: Sequence[str]):
+def stored_rows(table: LanceTable, fingerprint: str, corpora: Sequence[str]):
     """This encoder's rows of `corpora`, without vectors."""
     import polars as pl
 
-    if table is None or not table.exists():
+    if not table.exists():
         return pl.DataFrame(schema={"key": pl.String, "corpus": pl.String, "id": pl.String, "status": pl.String})
     columns = [n for n in table.schema.schema.names if n != "vector"]
     return pl.from_arrow(table.read_arrow(where=_scope(fingerprint, corpora), columns=columns))
@@ -265,7 +249,7 @@ def data_version(stored) -> str:
     return content_hash(*sorted(signature.to_series().to_list()))
 
 
-def summary_metadata(stored, plan: Plan, seconds: float, spec_label: str, fingerprint: str,
+def summary_metadata(table: LanceTable, stored, plan: Plan, seconds: float, spec_label: str, fingerprint: str,
                      version: int | None) -> dict[str, Any]:
     by_corpus = {c: int(n) for c, n in stored.group_by("corpus").len().sort("corpus").iter_rows()} \
         if stored.height else {}
@@ -279,4 +263,6 @@ def summary_metadata(stored, plan: Plan, seconds: float, spec_label: str, finger
         "seconds encoding": round(seconds, 2),
         "items per second": round(len(plan.new) / seconds, 2) if seconds else 0.0,
         "lance version": version if version is not None else "unchanged",
+        "table": table.schema.name,
+        "dimensions": table.vector_dim,
     }

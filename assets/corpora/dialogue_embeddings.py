@@ -14,12 +14,12 @@ from assets.corpora.corpus_embeddings import (
     coverage_check,
     data_version,
     embed_new,
+    embeddings_table,
     items_with_folds,
     keyed,
     plan_changes,
     stored_rows,
     summary_metadata,
-    table_for,
     write_changes,
 )
 from assets.reporting import table_result
@@ -49,7 +49,7 @@ def iemocap_text_embeddings(context, store: StoreResource, text: EncoderResource
     fingerprint = text.fingerprint()
     items = items_with_folds(store, TEXT_CORPORA)
     wanted = keyed(items, [content_hash(text_of(t)) for t in items["text"]], fingerprint)
-    table = table_for(store, "text", fingerprint)
+    table = embeddings_table(store, "text")
     plan = plan_changes(wanted, table, fingerprint, TEXT_CORPORA)
     context.log.info(f"iemocap text embeddings: {wanted.height} turns; {len(plan.new)} to encode")
     seconds, embedded = 0.0, {}
@@ -57,7 +57,7 @@ def iemocap_text_embeddings(context, store: StoreResource, text: EncoderResource
         from models.encoders.sentence import SentenceEncoder
 
         encoder = SentenceEncoder.from_spec(text.spec())
-        table = table_for(store, "text", fingerprint, encoder.dim)
+        table = table.for_vectors(encoder.dim, log=context.log.warning)
 
         def encode(rows) -> list[Embedded]:
             texts = [text_of(t) for t in rows["text"]]
@@ -70,14 +70,12 @@ def iemocap_text_embeddings(context, store: StoreResource, text: EncoderResource
         start = time.perf_counter()
         embedded = embed_new(wanted, plan, encode, context.log.info, chunk=512)
         seconds = time.perf_counter() - start
-    version = write_changes(table, wanted, plan, embedded, fingerprint, f"iemocap_text_embeddings {fingerprint}") \
-        if table is not None else None
+    version = write_changes(table, wanted, plan, embedded, fingerprint, f"iemocap_text_embeddings {fingerprint}")
     stored = stored_rows(table, fingerprint, TEXT_CORPORA)
     return table_result(
         stored,
         data_version=data_version(stored),
-        metadata={**summary_metadata(stored, plan, seconds, text.spec().label, fingerprint, version),
-                  "table": table.schema.name if table is not None else "(none yet)"},
+        metadata=summary_metadata(table, stored, plan, seconds, text.spec().label, fingerprint, version),
         check_results=[coverage_check(stored, wanted)],
         sample_columns=["corpus", "id", "speaker", "fold", "label", "valence", "arousal", "status"],
     )

@@ -28,13 +28,13 @@ from assets.corpora.corpus_embeddings import (
     coverage_check,
     data_version,
     embed_new,
+    embeddings_table,
     items_with_folds,
     keyed,
     media_hashes,
     plan_changes,
     stored_rows,
     summary_metadata,
-    table_for,
     write_changes,
 )
 from assets.corpora.face_items import fer2013_images
@@ -203,28 +203,26 @@ def corpus_face_embeddings(context, store: StoreResource, corpora: CorporaResour
         f"{face_embedder.spec().transform_version}+{face_detector.fingerprint()}+{faces.fingerprint()}"
     ).fingerprint()
     wanted, roots, fer = wanted_faces(store, corpora, fingerprint)
-    table = table_for(store, "face", fingerprint)
+    table = embeddings_table(store, "face")
     plan = plan_changes(wanted, table, fingerprint, IMAGE_CORPORA)
     context.log.info(f"face embeddings: {wanted.height} items; {len(plan.new)} to encode, "
                      f"{len(plan.changed)} label updates, {sum(map(len, plan.stale.values()))} stale rows")
     seconds, embedded = 0.0, {}
     if plan.new:
-        table = table_for(store, "face", fingerprint, embedder_dim(face_embedder.spec()))
+        table = table.for_vectors(embedder_dim(face_embedder.spec()), log=context.log.warning)
         runner = FaceRunner(roots, fer, face_detector.spec(), face_embedder.spec(), faces.options())
         start = time.perf_counter()
         embedded = embed_new(wanted, plan, runner.encode, context.log.info, chunk=FACE_CHUNK)
         seconds = time.perf_counter() - start
-    version = write_changes(table, wanted, plan, embedded, fingerprint, f"corpus_face_embeddings {fingerprint}") \
-        if table is not None else None
+    version = write_changes(table, wanted, plan, embedded, fingerprint, f"corpus_face_embeddings {fingerprint}")
     stored = stored_rows(table, fingerprint, IMAGE_CORPORA)
     sources = ({str(k): int(v) for k, v in stored.group_by("face_source").len().iter_rows()}
                if "face_source" in stored.columns and stored.height else {})
     return table_result(
         stored,
         data_version=data_version(stored),
-        metadata={**summary_metadata(stored, plan, seconds, f"{face_detector.spec().label} + {face_embedder.spec().label}",
-                                     fingerprint, version),
-                  "table": table.schema.name if table is not None else "(none yet)",
+        metadata={**summary_metadata(table, stored, plan, seconds,
+                                     f"{face_detector.spec().label} + {face_embedder.spec().label}", fingerprint, version),
                   "rows by face source": dg.MetadataValue.json(sources),
                   "corpora configured": dg.MetadataValue.json(sorted(roots))},
         check_results=[coverage_check(stored, wanted)],

@@ -4,11 +4,12 @@ Rows are keyed by (corpus/item id, text hash, encoder fingerprint), so a re-run 
 that are new or changed: with nothing changed it embeds nothing and writes nothing. Label columns
 (split, label, raw labels, status) are refreshed without re-embedding when only they changed
 (a new `[labels]` rule), and rows of items that are gone or whose text changed are deleted, all in
-one Lance commit. Rows of other encoders stay, so switching back to an encoder costs nothing;
-readers select `fingerprint`. Items embedded: those with text whose status is usable or only
-label-related (ok, unmapped_label, ambiguous_label, low_intensity); unlabelled, malformed, empty
-and duplicate rows are not. An encoder with another vector size starts the table afresh (a new
-Lance version; the old rows stay readable at earlier versions).
+one Lance commit. Rows of other encoders of the same vector size stay, so switching back to an
+encoder costs nothing; readers select `fingerprint`. Items embedded: those with text whose status
+is usable or only label-related (ok, unmapped_label, ambiguous_label, low_intensity); unlabelled,
+malformed, empty and duplicate rows are not. An encoder with another vector size starts the table
+afresh (`LanceTable.for_vectors`: a new Lance version; the old rows stay readable at earlier
+versions).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from assets.corpora.text_items import TEXT_ITEM_ASSETS
 from assets.reporting import table_result
 from assets.resources import EncoderResource, StoreResource
 from storage import LanceTable, content_hash, row_key
-from storage.schemas.corpora import TEXT_CORPORA, TEXT_CORPUS_EMBEDDINGS, text_corpus_embeddings as embeddings_schema
+from storage.schemas.corpora import TEXT_CORPORA, TEXT_CORPUS_EMBEDDINGS
 from storage.status import Status
 
 EMBEDDINGS_CODE_VERSION = "1"
@@ -69,28 +70,6 @@ def _signature():
     ).alias("signature")
 
 
-def start_afresh(root: str, dim: int) -> LanceTable:
-    """Replace the table by an empty one for `dim`-d vectors, as a new Lance version (a Lance
-    column holds one vector size; the rows of the old size stay readable at earlier versions)."""
-    import lancedb
-
-    from storage import uri as uris
-
-    schema = embeddings_schema(dim)
-    lancedb.connect(uris.join(root, "lance")).create_table(
-        schema.name, mode="overwrite",
-        schema=schema.schema.with_metadata({"emostore.table": schema.name,
-                                            "emostore.schema_version": str(schema.version)}),
-    )
-    return LanceTable(root, schema)
-
-
-def stored_dim(table: LanceTable) -> int | None:
-    if not table.exists():
-        return None
-    return table.table().schema.field("vector").type.list_size
-
-
 @dg.asset(
     group_name="corpora",
     deps=list(TEXT_ITEM_ASSETS.values()),
@@ -108,9 +87,7 @@ def text_corpus_embeddings(context, store: StoreResource,
 
     fingerprint = text.fingerprint()
     wanted = wanted_rows(store, fingerprint).with_columns(_signature())
-    registered = LanceTable(store.store().root, TEXT_CORPUS_EMBEDDINGS)
-    dim = stored_dim(registered)
-    lance = LanceTable(store.store().root, embeddings_schema(dim)) if dim else registered
+    lance = LanceTable(store.store().root, TEXT_CORPUS_EMBEDDINGS).sized()  # the vector size it holds
     stored = pl.from_arrow(lance.read_arrow(
         where=f"fingerprint = '{fingerprint}'", columns=["key", "corpus", "text_hash", *ATTRIBUTES]
     )).with_columns(_signature())
@@ -132,12 +109,7 @@ def text_corpus_embeddings(context, store: StoreResource,
         from models.encoders.sentence import SentenceEncoder
 
         encoder = SentenceEncoder.from_spec(text.spec())
-        if dim and encoder.dim != dim:
-            context.log.warning(f"text_corpus_embeddings holds {dim}-d vectors and {encoder.label} gives "
-                                f"{encoder.dim}-d: starting the table afresh (earlier Lance versions keep the old rows)")
-            lance = start_afresh(store.store().root, encoder.dim)
-        else:
-            lance = LanceTable(store.store().root, embeddings_schema(encoder.dim))
+        lance = lance.for_vectors(encoder.dim, log=context.log.warning)
         start = time.perf_counter()
         for begin in range(0, texts.height, ENCODE_CHUNK):
             chunk = texts.slice(begin, ENCODE_CHUNK)
@@ -223,7 +195,7 @@ def write_changes(lance: LanceTable, wanted, plan, vectors: dict, fingerprint: s
         kept_vectors = dict(zip(kept["key"], kept["vector"].to_numpy()))
         new_vectors += [kept_vectors[k] for k in changed["key"]]
     rows = pl.concat([new, changed])
-    dim = lance.schema.schema.field("vector").type.list_size
+    dim = lance.vector_dim
     matrix = np.stack(new_vectors).astype(np.float32) if new_vectors else np.zeros((0, dim), np.float32)
     rows = rows.with_columns(pl.Series("vector", matrix, dtype=pl.Array(pl.Float32, dim)))
     tag = f"text_corpus_embeddings {fingerprint}"

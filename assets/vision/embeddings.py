@@ -1,10 +1,11 @@
 """`face_embeddings`: one vector per accepted face crop, in Lance, computed once per crop and model.
 
 Rows are keyed by (crop id, crop content hash, embedder fingerprint), so a re-run embeds only
-crops that are new or changed, and rows of another embedder stay (and are found again if it is
-configured again). The table holds one vector size (`face_embeddings_128` for dlib,
-`face_embeddings_512` for FaceNet); each row carries the utterance's speaker label, with a BITMAP
-index on it for exact per-speaker queries.
+crops that are new or changed, and rows of another embedder of the same vector size stay (and
+are found again if it is configured again). The table holds one vector size (128 for dlib, the
+default); an embedder of another size (FaceNet: 512) starts it afresh (`LanceTable.for_vectors`:
+a new Lance version; earlier versions keep the old rows). Each row carries the utterance's
+speaker label, with a BITMAP index on it for exact per-speaker queries.
 """
 
 
@@ -20,17 +21,18 @@ from assets.resources import EncoderResource, FacesResource, StoreResource
 from assets.vision.detections import face_detections, read_partition
 from storage import LanceTable, Store, row_key
 from storage.schemas.meld import MELD_UTTERANCES
-from storage.schemas.vision import FACE_DETECTIONS, face_embeddings_schema
+from storage.schemas.vision import FACE_DETECTIONS, FACE_EMBEDDINGS
 
 EMBEDDINGS_VERSION = "1"
 BATCH = 64  # crops per embedder call
 
 
 def embeddings_table(store: Store, face_embedder: EncoderResource) -> LanceTable:
-    """The Lance table holding this embedder's vectors (one table per vector size)."""
+    """The `face_embeddings` table declared with this embedder's vector size (its rows read the
+    same whatever size the table holds; writing goes through `for_vectors`)."""
     from models.encoders.face_embed import embedder_dim
 
-    return store.lance(face_embeddings_schema(embedder_dim(face_embedder.spec())).name)
+    return store.lance(FACE_EMBEDDINGS.name).sized(embedder_dim(face_embedder.spec()))
 
 
 def embedder_fingerprint(face_embedder: EncoderResource) -> str:
@@ -60,6 +62,7 @@ def face_embeddings(
     import polars as pl
 
     from models.encoders.face_detect import decode_crop
+    from models.encoders.face_embed import embedder_dim
 
     split = context.partition_key
     root = store.store()
@@ -70,7 +73,8 @@ def face_embeddings(
         key=pl.struct("crop_id", "crop_hash").map_elements(
             lambda r: row_key(r["crop_id"], r["crop_hash"], fingerprint), return_dtype=pl.String),
     )
-    table = embeddings_table(root, face_embedder)
+    dim = embedder_dim(face_embedder.spec())
+    table = root.lance(FACE_EMBEDDINGS.name).for_vectors(dim, log=context.log.warning)
     mine = f"split = {_quote(split)} AND fingerprint = {_quote(fingerprint)}"
     kept = table.read(where=mine)
     kept = kept.filter(pl.col("key").is_in(crops["key"].implode())) if kept.height else kept
@@ -88,7 +92,6 @@ def face_embeddings(
             batch = [decode_crop(media.read_media(u)) for u in uris[start:start + BATCH]]
             vectors.append(embedder.embed(batch))
             context.log.info(f"{split}: embedded {min(start + BATCH, len(uris))}/{len(uris)} faces")
-    dim = table.schema.schema.field("vector").type.list_size
     new = todo.select(
         "key", "crop_id", "id", "split", "speaker", "second", "face_index", "crop_hash",
         pl.lit(fingerprint).alias("fingerprint"),

@@ -16,6 +16,9 @@ import pyarrow as pa
 from storage.status import STATUS_VALUES
 
 
+VECTOR = "vector"  # the column an embedding table keeps its vectors in
+
+
 class SchemaError(ValueError):
     """Data does not fit a declared table schema."""
 
@@ -49,6 +52,13 @@ class TableSchema:
     @property
     def vector_columns(self) -> list[str]:
         return [f.name for f in self.schema if pa.types.is_fixed_size_list(f.type)]
+
+    @property
+    def vector_dim(self) -> int | None:
+        """The size of the vectors in the `vector` column (None for a table without one)."""
+        if VECTOR not in self.schema.names:
+            return None
+        return self.schema.field(VECTOR).type.list_size
 
     def conform(self, data: Any) -> pa.Table:
         """Cast polars/arrow/pylist `data` to this schema exactly (column order included).
@@ -127,6 +137,16 @@ def _load_all() -> None:
 def vector(dim: int) -> pa.DataType:
     """A fixed-size float32 vector column (Lance needs fixed-size lists for vector search)."""
     return pa.list_(pa.float32(), dim)
+
+
+def with_vector_dim(table: TableSchema, dim: int) -> TableSchema:
+    """`table` with `dim`-d vectors. An embedding table is registered with its default encoder's
+    size; another encoder's size is this same table, resized (see `LanceTable.for_vectors`)."""
+    index = table.schema.get_field_index(VECTOR)
+    if index < 0:
+        raise SchemaError(f"{table.name} has no {VECTOR!r} column")
+    field = table.schema.field(index)
+    return dataclasses.replace(table, schema=table.schema.set(index, field.with_type(vector(dim))))
 
 
 STATUS_FIELDS = [

@@ -3,9 +3,11 @@ and the speaker and ASR embeddings of each clip.
 
 All are keyed by the utterance id `{split}/dia{D}_utt{U}` and hold every row of `clip_audio`:
 a clip that could not be used carries its status and reason, never a gap. Embedding tables are
-Lance tables keyed by `row_key(id, input hash, encoder fingerprint)`; rows of other encoders stay
-beside the current one's (readers select `fingerprint`), and a row whose status is not `ok` has an
-all-zero vector, which Lance's cosine search skips.
+Lance tables keyed by `row_key(id, input hash, encoder fingerprint)`, each named like its asset
+and registered with its default encoder's vector size; rows of other encoders of that size stay
+beside the current one's (readers select `fingerprint`), an encoder of another size starts the
+table afresh (`LanceTable.for_vectors`), and a row whose status is not `ok` has an all-zero
+vector, which Lance's cosine search skips.
 """
 
 from __future__ import annotations
@@ -69,8 +71,7 @@ TRANSCRIPT_ALIGNMENT = register(TableSchema(
 
 
 def utterance_embeddings(name: str, dim: int, description: str) -> TableSchema:
-    """An embeddings table of MELD utterances with `dim`-d vectors (not registered: the
-    registered one has the default encoder's size; another encoder's size is built here)."""
+    """An embeddings table of MELD utterances, declared with its default encoder's `dim`."""
     return TableSchema(
         name=name,
         version=1,

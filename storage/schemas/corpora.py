@@ -66,27 +66,24 @@ TEXT_TRAINING_SET = register(TableSchema(
 ))
 
 
-def text_corpus_embeddings(dim: int = TEXT_EMBEDDING_DIM) -> TableSchema:
-    """The embeddings table with `dim`-d vectors (the declared table uses the default encoder's)."""
-    return TableSchema(
-        name="text_corpus_embeddings",
-        version=1,
-        format="lance",
-        key=("key",),
-        schema=pa.schema([
-            pa.field("key", pa.string(), nullable=False),  # row_key(corpus/id, text hash, fingerprint)
-            pa.field("corpus", pa.string(), nullable=False),
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("split", pa.string(), nullable=False),
-            pa.field("label", pa.string()),
-            pa.field("raw_labels", pa.list_(pa.string()), nullable=False),
-            pa.field("status", pa.string(), nullable=False),
-            pa.field("text_hash", pa.string(), nullable=False),
-            pa.field("fingerprint", pa.string(), nullable=False),
-            pa.field("vector", vector(dim), nullable=False),
-        ]),
-        description="Sentence embeddings of the text corpora' items, keyed by item, text and encoder.",
-    )
-
-
-TEXT_CORPUS_EMBEDDINGS = register(text_corpus_embeddings())
+# Declared with the default encoder's vector size; another encoder's size starts the table
+# afresh (`LanceTable.for_vectors`).
+TEXT_CORPUS_EMBEDDINGS = register(TableSchema(
+    name="text_corpus_embeddings",
+    version=1,
+    format="lance",
+    key=("key",),
+    schema=pa.schema([
+        pa.field("key", pa.string(), nullable=False),  # row_key(corpus/id, text hash, fingerprint)
+        pa.field("corpus", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("label", pa.string()),
+        pa.field("raw_labels", pa.list_(pa.string()), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("text_hash", pa.string(), nullable=False),
+        pa.field("fingerprint", pa.string(), nullable=False),
+        pa.field("vector", vector(TEXT_EMBEDDING_DIM), nullable=False),
+    ]),
+    description="Sentence embeddings of the text corpora' items, keyed by item, text and encoder.",
+))

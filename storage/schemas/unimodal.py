@@ -6,7 +6,9 @@ usable item, which evaluation protocol its corpus follows and in which fold the 
 The embedding tables hold one row per item the encoder was run on, keyed by (corpus/item id,
 input content hash, encoder fingerprint); an item the encoder could not embed (no face, no
 speech, undecodable) is a row too, with its status and reason and an all-zero vector, so that
-it is counted and not retried: select `status = 'ok'` for vectors.
+it is counted and not retried: select `status = 'ok'` for vectors. Each is one table named like
+its asset, declared with its default encoder's vector size; an encoder of another size starts
+the table afresh (`LanceTable.for_vectors`).
 """
 
 from __future__ import annotations
@@ -81,26 +83,21 @@ _KIND_INPUTS = {
     "face": "the face of each image or video item (detector + embedder, or the whole published crop)",
     "text": "IEMOCAP turns' transcripts (text encoder)",
 }
-# Vector sizes of the known encoders; other sizes are declared when first written.
-_KNOWN_DIMS = {"speaker": (256, 512), "asr": (384, 512, 768, 1024, 1280), "face": (128, 512),
-               "text": (384, 768)}
+# The default encoders' vector sizes: resemblyzer, Whisper tiny.en, dlib, all-MiniLM-L6-v2.
+_DEFAULT_DIMS = {"speaker": 256, "asr": 384, "face": 128, "text": 384}
 
 
-def corpus_embeddings(kind: str, dim: int) -> TableSchema:
-    """The Lance table of `kind` (speaker, asr, face, text) embeddings with `dim`-d vectors,
-    e.g. `corpus_speaker_embeddings_256` (one table per size: Lance vectors are fixed-size)."""
-    if kind not in _KIND_TABLES:
-        raise ValueError(f"no corpus embedding kind {kind!r}; known: {', '.join(_KIND_TABLES)}")
+def _corpus_embeddings(kind: str, dim: int) -> TableSchema:
     return register(TableSchema(
-        name=f"{_KIND_TABLES[kind]}_{dim}",
+        name=_KIND_TABLES[kind],
         version=1,
         format="lance",
         key=("key",),
-        description=f"{dim}-d embeddings of {_KIND_INPUTS[kind]}, with corpus, speaker, fold and "
-                    "labels; keyed by (item, input hash, encoder fingerprint).",
+        description=f"Embeddings of {_KIND_INPUTS[kind]}, with corpus, speaker, fold and labels; "
+                    "keyed by (item, input hash, encoder fingerprint).",
         schema=pa.schema([*_ITEM_COLUMNS, *_KIND_COLUMNS[kind], pa.field("vector", vector(dim), nullable=False)]),
     ))
 
 
-DECLARED_EMBEDDINGS = {(kind, dim): corpus_embeddings(kind, dim)
-                       for kind, dims in _KNOWN_DIMS.items() for dim in dims}
+# kind (speaker, asr, face, text) -> its declared table
+CORPUS_EMBEDDINGS = {kind: _corpus_embeddings(kind, dim) for kind, dim in _DEFAULT_DIMS.items()}

@@ -42,39 +42,26 @@ FACE_DETECTIONS = register(TableSchema(
     ]),
 ))
 
-
-def _face_embeddings(dim: int) -> TableSchema:
-    return register(TableSchema(
-        name=f"face_embeddings_{dim}",
-        version=1,
-        key=("key",),
-        format="lance",
-        description=f"{dim}-d embeddings of accepted face crops, keyed by (crop id, crop hash, "
-                    "embedder fingerprint).",
-        schema=pa.schema([
-            pa.field("key", pa.string(), nullable=False),
-            pa.field("crop_id", pa.string(), nullable=False),
-            *_CLIP,
-            pa.field("speaker", pa.string()),  # the utterance's speaker label, as in MELD
-            pa.field("second", pa.int32()),
-            pa.field("face_index", pa.int32()),
-            pa.field("crop_hash", pa.string()),
-            pa.field("fingerprint", pa.string()),
-            pa.field("vector", vector(dim)),  # unit length
-        ]),
-    ))
-
-
-# One table per vector size (Lance vectors are fixed-size): dlib gives 128, FaceNet 512.
-FACE_EMBEDDINGS: dict[int, TableSchema] = {dim: _face_embeddings(dim) for dim in (128, 512)}
-
-
-def face_embeddings_schema(dim: int) -> TableSchema:
-    try:
-        return FACE_EMBEDDINGS[dim]
-    except KeyError:
-        raise ValueError(f"no face embedding table for {dim}-d vectors; known: {sorted(FACE_EMBEDDINGS)}") from None
-
+# Declared with dlib's 128-d vectors (the default embedder); another embedder's size (FaceNet:
+# 512) starts the table afresh (`LanceTable.for_vectors`).
+FACE_EMBEDDINGS = register(TableSchema(
+    name="face_embeddings",
+    version=1,
+    key=("key",),
+    format="lance",
+    description="Embeddings of accepted face crops, keyed by (crop id, crop hash, embedder fingerprint).",
+    schema=pa.schema([
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("crop_id", pa.string(), nullable=False),
+        *_CLIP,
+        pa.field("speaker", pa.string()),  # the utterance's speaker label, as in MELD
+        pa.field("second", pa.int32()),
+        pa.field("face_index", pa.int32()),
+        pa.field("crop_hash", pa.string()),
+        pa.field("fingerprint", pa.string()),
+        pa.field("vector", vector(128)),  # unit length
+    ]),
+))
 
 SPEAKER_GALLERY = register(TableSchema(
     name="speaker_gallery",
