@@ -1,9 +1,11 @@
-"""Shared fixtures: temporary stores and configs, and the real corpus files in ../shared/data."""
+"""Shared fixtures: temporary stores and configs, the demo MELD corpus (written once per session),
+and the real corpus files in ../shared/data."""
 
 from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,45 @@ def settings_for(write_config):
         return load_settings(write_config(text))
 
     return make
+
+
+def _set_writable(root: Path, writable: bool) -> None:
+    """Make a tree read-only (files 0444, folders 0555) or writable again for its owner."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        if path.is_dir():
+            path.chmod(mode | 0o700 if writable else mode & ~0o222 | 0o555)
+        else:
+            path.chmod(mode | 0o600 if writable else mode & ~0o222 | 0o444)
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root`, by relative path (the demo corpus: ~5 MB, milliseconds)."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def demo_meld_root(tmp_path_factory) -> Iterator[Path]:
+    """The demo MELD.Raw for the default seed, written once per test session and shared.
+
+    Read-only: a test that must change the corpus copies it first (a test that checks what the
+    writer writes writes its own). The permissions do not stop root, so the session also fails
+    if any file of it changed."""
+    from pipelines.demo import meld
+
+    root = meld.write(tmp_path_factory.mktemp("demo-corpora"), seed=0)
+    written = _tree_digest(root)
+    _set_writable(root, False)
+    yield root
+    _set_writable(root, True)  # so that pytest can remove old temporary folders
+    now = _tree_digest(root)
+    changed = sorted(set(written.items()) ^ set(now.items()))
+    assert not changed, f"a test modified the shared demo corpus {root}: {sorted({p for p, _ in changed})}"
 
 
 @pytest.fixture(autouse=True)

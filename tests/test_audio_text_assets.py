@@ -24,12 +24,9 @@ ASR_DOWNSTREAM = {"transcripts", "transcript_alignment", "asr_embeddings", "whis
 
 
 @pytest.fixture(scope="module")
-def demo_meld(tmp_path_factory) -> Path:
-    """The demo MELD.Raw (synthetic voices, planted quirks), written once for the module."""
-    from pipelines.demo import meld
-
-    root = tmp_path_factory.mktemp("demo-corpora")
-    return meld.write(root, seed=0)
+def demo_meld(demo_meld_root) -> Path:
+    """The demo MELD.Raw (synthetic voices, planted quirks): the session's shared, read-only copy."""
+    return demo_meld_root
 
 
 def config(meld_root: Path, asr_params: str = '{compute_type = "int8"}') -> str:
@@ -71,7 +68,11 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     waves = update(defs, instance, SELECTION)
     assert waves and all(ok for wave in waves for _, ok, _ in wave)
     store = Store(settings.store.root)
-    truth = json.loads((demo_meld / "ground_truth.json").read_text())["clips"]  # what each clip holds
+    ground_truth = json.loads((demo_meld / "ground_truth.json").read_text())
+    truth = ground_truth["clips"]  # what each clip holds
+    planted = {key: quirk.split(":")[0] for key, quirk in ground_truth["quirks"].items()
+               if quirk.split(":")[0] in ("silent", "no_audio", "misaligned")}
+    assert sorted(planted.values()) == ["misaligned", "no_audio", "silent"]
 
     # -- transcripts: one row per clip_audio row; unusable clips keep their status -------------
     audio = store.parquet("clip_audio").read()
@@ -83,7 +84,10 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     assert usable.height >= 50 and usable["text"].str.len_chars().min() > 0
     assert usable["language"].unique().to_list() == ["en"]
     assert set(heard.filter(pl.col("status") != "ok")["reason"].str.slice(0, 17)) == {"not transcribed: "}
-    assert {"corrupt_media", "missing_media", "no_annotation"} <= set(heard["status"])
+    assert {"corrupt_media", "missing_media", "no_annotation", "silent", "no_audio"} <= set(heard["status"])
+    statuses = dict(zip(heard["id"], heard["status"]))
+    assert {key: statuses[key] for key in planted} == {
+        key: "ok" if status == "misaligned" else status for key, status in planted.items()}
     # voiced seconds (the second alignment measure) match where the demo put the speech
     spoken = np.array([truth[i]["speech"][1] - truth[i]["speech"][0] for i in usable["id"]])
     assert np.abs(usable["voiced_s"].to_numpy() - spoken).max() < 0.35
@@ -98,6 +102,13 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     assert measured["wer"].median() <= 0.3  # synthetic voices, tiny.en: most clips are heard right
     kept = measured.filter(pl.col("keep"))
     assert kept["seconds_per_word"].is_between(0.08, 2.0).all() and kept.height >= measured.height / 2
+    # the clip whose voice says another line is filtered, by WER alone (its pace is ordinary)
+    (misaligned,) = [key for key, status in planted.items() if status == "misaligned"]
+    other_line = aligned.filter(pl.col("id") == misaligned).row(0, named=True)
+    assert other_line["status"] == "misaligned" and not other_line["keep"], other_line
+    assert other_line["wer"] > settings.thresholds.max_wer, other_line
+    assert other_line["reason"] == f"WER {other_line['wer']:.2f} > {settings.thresholds.max_wer:g}", other_line
+    assert "remote" in other_line["hypothesis"], other_line  # Whisper heard the line the voice says
     for split in ("train", "dev", "test"):
         meta = latest_metadata(instance, "transcript_alignment", split)
         assert "data:image/png;base64," in meta["WER histogram"]

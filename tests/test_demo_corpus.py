@@ -24,11 +24,15 @@ TIMESTAMP = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2}),(\d{2,3})$")
 CLIP_NAME = re.compile(r"^dia(\d+)_utt(\d+)\.mp4$")
 
 
+# The clips planted with an audio track that holds no voice, or none at all.
+VOICELESS = {"test/dia280_utt2": "silent", "test/dia280_utt3": "none"}
+MISALIGNED = "test/dia280_utt1"
+
+
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """The demo MELD.Raw for seed 0, written once for this module: (root, ground truth)."""
-    root = meld.write(tmp_path_factory.mktemp("demo"), seed=0)
-    return root, json.loads((root / "ground_truth.json").read_text(encoding="utf-8"))
+def corpus(demo_meld_root):
+    """The demo MELD.Raw for seed 0 (the session's shared copy): (root, ground truth)."""
+    return demo_meld_root, json.loads((demo_meld_root / "ground_truth.json").read_text(encoding="utf-8"))
 
 
 def read_csv(root: Path, split: str) -> list[dict[str, str]]:
@@ -46,22 +50,26 @@ def seconds(stamp: str) -> float:
     return int(h) * 3600 + int(m) * 60 + int(s) + int(frac) / 10 ** len(frac)
 
 
-def decode(path: Path) -> tuple[list[np.ndarray], np.ndarray, dict]:
-    """(RGB frames, audio (channels, samples) float32, facts) of a clip, decoded with PyAV."""
+def decode(path: Path) -> tuple[list[np.ndarray], np.ndarray | None, dict]:
+    """(RGB frames, audio (channels, samples) float32 or None without an audio stream, facts)
+    of a clip, decoded with PyAV."""
     import av
 
     with av.open(str(path)) as container:
-        video, audio = container.streams.video[0], container.streams.audio[0]
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
         facts = {"codec": video.codec_context.name, "size": (video.width, video.height),
-                 "fps": float(video.average_rate), "audio_codec": audio.codec_context.name,
-                 "channels": audio.codec_context.channels, "layout": audio.layout.name, "rate": audio.rate}
+                 "fps": float(video.average_rate), "audio_codec": None}
+        if audio is not None:
+            facts.update(audio_codec=audio.codec_context.name, channels=audio.codec_context.channels,
+                         layout=audio.layout.name, rate=audio.rate)
         frames, chunks = [], []
-        for frame in container.decode(video=0, audio=0):
+        for frame in container.decode(*container.streams.video[:1], *container.streams.audio[:1]):
             if isinstance(frame, av.VideoFrame):
                 frames.append(frame.to_ndarray(format="rgb24"))
             else:
                 chunks.append(frame.to_ndarray())
-    return frames, np.concatenate(chunks, axis=1), facts
+    return frames, (np.concatenate(chunks, axis=1) if audio is not None else None), facts
 
 
 # -- layout and CSVs -------------------------------------------------------------------------
@@ -153,11 +161,28 @@ def test_every_planted_quirk_is_in_the_files(corpus):
     serials = [r["Sr No."] for r in train]
     assert len(set(serials)) == len(serials) - 1
 
+    # the audio-side quirks: a voice saying another line, digital silence, no audio stream
+    misaligned = truth["clips"][MISALIGNED]
+    assert rows[MISALIGNED]["Utterance"] == misaligned["text"]
+    assert not set(re.findall(r"\w+", misaligned["spoken"].lower())) & set(re.findall(r"\w+", misaligned["text"].lower()))
+    assert misaligned["audio"] == "speech" and misaligned["speech_channel"] is not None
+    _, silence, facts = decode(root / truth["clips"]["test/dia280_utt2"]["file"])
+    assert (facts["channels"], facts["layout"]) == (6, "5.1") and silence.shape[1] > 48_000
+    assert np.abs(silence).max() == 0.0  # exact digital silence, on every channel
+    _, nothing, facts = decode(root / truth["clips"]["test/dia280_utt3"]["file"])
+    assert nothing is None and facts["audio_codec"] is None
+    for key, track in VOICELESS.items():
+        clip = truth["clips"][key]
+        assert key in rows and clip["audio"] == track
+        assert (clip["spoken"], clip["speech"], clip["speech_channel"]) == ("", None, None), key
+    assert {k for k, c in truth["clips"].items() if c["audio"] != "speech"} == set(VOICELESS)
+
     # every quirk the ground truth names is one of these, in the form "<status>: <handling>"
     for key, expected in truth["quirks"].items():
         status, handling = expected.split(":", 1)
         assert status in {"ok", "absent", "corrupt_media", "missing_media", "no_annotation",
-                          "zero_duration", "too_long", "too_short"} and handling.strip(), key
+                          "zero_duration", "too_long", "too_short", "silent", "no_audio",
+                          "misaligned"} and handling.strip(), key
         target = key.removesuffix(".mp4")
         assert (key in rows or key in truth["clips"] or key in meld.CSV_NAMES.values()
                 or any(target in c["file"] for c in truth["clips"].values()) or re.match(r"^\w+/dia\d+$", key)), key
@@ -168,6 +193,8 @@ def test_voice_is_on_the_ground_truth_channel_only(corpus):
     root, truth = corpus
     used = set()
     for key, clip in truth["clips"].items():
+        if key in VOICELESS:
+            continue  # checked with the quirks
         _, audio, _ = decode(root / clip["file"])
         energy = (audio.astype(np.float64) ** 2).mean(axis=1)
         channel = clip["speech_channel"]
@@ -299,8 +326,8 @@ def test_another_seed_plans_another_corpus(corpus, tmp_path):
     _, truth = corpus
     same = meld.plan_clips(tmp_path, seed=0)
     other = meld.plan_clips(tmp_path, seed=1)
-    assert {k: j.speech_channel for k, j in same.items() if k in truth["clips"]} == {
-        k: c["speech_channel"] for k, c in truth["clips"].items()}
+    assert {k: j.speech_channel for k, j in same.items() if k in truth["clips"] and k not in VOICELESS} == {
+        k: c["speech_channel"] for k, c in truth["clips"].items() if k not in VOICELESS}
     assert [j.speech_channel for j in same.values()] != [j.speech_channel for j in other.values()]
     assert [j.listener for j in same.values()] != [j.listener for j in other.values()]
 

@@ -325,16 +325,22 @@ HANDLING = {
 }
 
 
+# Quirks of the audio track: the clip ingests as ok, clip_audio gives the status.
+AUDIO_HANDLING = {
+    "silent": lambda r: r["reason"].startswith("no channel reaches") and r["audio_uri"] is not None,
+    "no_audio": lambda r: "has no audio stream" in r["reason"] and r["audio_uri"] is None,
+}
+
+
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    """The demo MELD.Raw written once, with meld_utterances, clip_audio and clip_frames
+def demo_store(tmp_path_factory, demo_meld_root):
+    """The session's demo MELD.Raw with meld_utterances, clip_audio and clip_frames
     materialized on every split."""
-    demo = pytest.importorskip("pipelines.demo.meld", reason="the demo corpus writer is absent")
     from pipelines.runner import instance_for, run, targets
     from pipelines.settings import load_settings
 
     base = tmp_path_factory.mktemp("demo")
-    root = demo.write(base / "corpora", seed=0)
+    root = demo_meld_root
     config = base / "emostore.toml"
     config.write_text(f'[store]\nroot = "store"\n[corpora.meld]\nroot = "{root}"\n')
     settings = load_settings(config)
@@ -354,6 +360,8 @@ def test_demo_corpus_planted_quirks_get_their_status_and_handling(demo_store):
     root, truth, store = demo_store
     utterances = store.parquet("meld_utterances").read()
     rows = {r["id"]: r for r in utterances.to_dicts()}
+    audio = {r["id"]: r for r in store.parquet("clip_audio").read().to_dicts()}
+    planted = {}
     notes = {}
     for split in ("train", "dev", "test"):
         notes[split] = ingest_split(str(root), split, LIMITS).notes
@@ -384,12 +392,25 @@ def test_demo_corpus_planted_quirks_get_their_status_and_handling(demo_store):
                 pytest.fail(f"unknown dialogue quirk {key}: {expected}")
             continue
         row = rows[key]
+        planted[key] = status
+        if status in AUDIO_HANDLING:
+            assert row["status"] == "ok", (key, row["reason"])  # the clip is fine, its audio is not
+            assert audio[key]["status"] == status and AUDIO_HANDLING[status](audio[key]), (key, audio[key])
+            continue
+        if status == "misaligned":
+            # its audio is fine: transcript_alignment filters it (tests/test_audio_text_assets.py)
+            assert row["status"] == audio[key]["status"] == "ok", key
+            continue
         assert row["status"] == status, (key, row["status"], row["reason"])
         assert status == "ok" or row["reason"], key
         phrases = [p for p in HANDLING if p in handling]
         assert phrases, f"no known handling for {key}: {expected}"
         for phrase in phrases:
             assert HANDLING[phrase](row), (key, phrase, row)
+    # each audio status is planted, and no clip but the planted one gets it
+    for status in AUDIO_HANDLING:
+        got = {k for k, r in audio.items() if r["status"] == status}
+        assert got == {k for k, s in planted.items() if s == status} and len(got) == 1, (status, got)
 
 
 @pytest.mark.slow
@@ -403,6 +424,10 @@ def test_demo_corpus_speech_channel_and_frames_match_ground_truth(demo_store):
     decoded = 0
     for clip_id, clip in truth["clips"].items():
         row = audio[clip_id]
+        if clip["speech_channel"] is None:  # a track without a voice, or no audio stream
+            assert row["status"] == {"silent": "silent", "none": "no_audio"}[clip["audio"]], clip_id
+            assert seconds[clip_id] == [face["t"] for face in clip["faces"] if face["identity"] == clip["speaker"]]
+            continue
         if row["status"] == "ok":
             decoded += 1
             assert row["chosen_channel"] == clip["speech_channel"], (clip_id, row["channel_score_db"])

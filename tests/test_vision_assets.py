@@ -19,13 +19,13 @@ SPLITS = ("train", "dev", "test")
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "YOLO_OFFLINE": "1"}
 
 
-def _config(tmp, extra: str = "") -> str:
+def _config(tmp, meld_root, extra: str = "") -> str:
     path = tmp / ("emostore.toml" if not extra else f"emostore-{abs(hash(extra))}.toml")
     path.write_text(textwrap.dedent(f"""\
         [store]
         root = "{tmp / 'store'}"
         [corpora.meld]
-        root = "{tmp / 'corpora' / 'meld'}"
+        root = "{meld_root}"
         [gallery]
         review_file = "{tmp / 'face_review.toml'}"
         """) + textwrap.dedent(extra))
@@ -33,10 +33,9 @@ def _config(tmp, extra: str = "") -> str:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo MELD corpus with every vision asset (and its upstream) materialized once."""
+def demo(tmp_path_factory, demo_meld_root):
+    """The session's demo MELD corpus with every vision asset (and its upstream) materialized once."""
     from pipelines.definitions import build_definitions
-    from pipelines.demo import meld
     from pipelines.runner import instance_for, update
     from pipelines.settings import load_settings
 
@@ -45,13 +44,12 @@ def demo(tmp_path_factory):
         for key, value in {**OFFLINE_ENV, "XDG_CACHE_HOME": str(tmp / "cache"),
                            "YOLO_CONFIG_DIR": str(tmp / "yolo")}.items():
             env.setenv(key, value)
-        meld.write(tmp / "corpora", seed=0)
-        settings = load_settings(_config(tmp))
+        settings = load_settings(_config(tmp, demo_meld_root))
         defs = build_definitions(settings)
         instance = instance_for(settings)
         waves = update(defs, instance, "*speaking_faces")
         assert all(ok for wave in waves for _, ok, _ in wave)
-        yield {"tmp": tmp, "settings": settings, "defs": defs, "instance": instance}
+        yield {"tmp": tmp, "meld": demo_meld_root, "settings": settings, "defs": defs, "instance": instance}
 
 
 def _metadata(instance, asset: str, partition: str | None = None) -> dict:
@@ -183,7 +181,7 @@ def test_swapping_the_face_embedder_marks_its_downstream_stale_and_nothing_of_au
 
     tmp, instance = demo["tmp"], demo["instance"]
     before = build_definitions(load_settings(demo["settings"].source))
-    swapped = build_definitions(load_settings(_config(tmp, """
+    swapped = build_definitions(load_settings(_config(tmp, demo["meld"], """
         [encoders.face_embedder]
         backend = "dlib"
         params = { jitters = 2 }
@@ -222,7 +220,7 @@ def test_frame_emotions_wait_for_weights_then_score_every_nth_frame(demo):
     assert _store(demo).parquet("frame_emotions").read(partition="test").height == 0
 
     folder = tiny_clip_folder(tmp / "tiny-clip")
-    configured = build_definitions(load_settings(_config(tmp, f"""
+    configured = build_definitions(load_settings(_config(tmp, demo["meld"], f"""
         [encoders.frame_emotion]
         path = "{folder}"
         [zero_shot]

@@ -7,8 +7,9 @@ clips, H.264 1280x720 at 23.976 fps (a few 25 fps 496x384, as in MELD) with 5.1 
 (`speech.py`) and a real face photo (`faces.py`; public domain or MIT, see faces/NOTICE) that
 drifts and scales over a set; some clips show a second cast member listening.
 `ground_truth.json` beside the CSVs says who speaks, what is said, on which channel, and where
-every face is at t = 0, 1, 2, ... s, and lists each planted quirk with the status the ingest
-should give it. The same seed writes the same files.
+every face is at t = 0, 1, 2, ... s, and lists each planted quirk with the status the pipeline
+should give it (the ingest, or for the audio-side quirks clip_audio and transcript_alignment).
+The same seed writes the same files.
 """
 
 from __future__ import annotations
@@ -89,12 +90,24 @@ class Line:
     stamp: str = ""  # "one_digit_hour" | "two_digit_ms": how the timestamps are written
     listener: str = ""  # a second face, forced
     file: str = ""  # a clip file name other than dia{D}_utt{U}.mp4
+    says: str = ""  # the voice says this other line instead of `text` (a clip misaligned with its row)
+    track: str = "speech"  # speech | silent (digital silence on every channel) | none (no audio stream)
     quirk: str = ""  # expected status and handling, for ground_truth.json
 
     @property
     def voice_of(self) -> str:
         """The cast member whose voice and face the clip has (the first one named)."""
         return re.split(r" and |/", self.speaker)[0]
+
+    @property
+    def voiced(self) -> str:
+        """The line the voice says; it also sets the clip's length where the track has no voice."""
+        return spoken_text(self.says or self.text)
+
+    @property
+    def heard(self) -> str:
+        """What the clip's audio says: nothing where its track is silent or absent."""
+        return self.voiced if self.track == "speech" else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,10 +250,19 @@ SCRIPT: tuple[Dialogue, ...] = (
         Line(1, "Rachel", "joy", "Thank you, Phoebe!"),
         Line(2, "Joey", "neutral", "Where's the cake?"),
     )),
+    # The audio-side quirks close the script, so that planting them moved no other clip's draws.
     Dialogue("test", 280, 4, 2, (
         Line(0, "Chandler", "neutral", "Is this the right room?", annotated=False,
              file="final_videos_testdia280_utt0.mp4",
              quirk="no_annotation: a final_videos_test* clip with no CSV row"),
+        Line(1, "Joey", "neutral", "Yeah, come on in, everybody's here.",
+             says="Where did you put the remote control?",
+             quirk="misaligned: the voice says another line (Where did you put the remote control?); "
+                   "transcript_alignment filters it by WER"),
+        Line(2, "Rachel", "surprise", "Wait, where is the music?", track="silent",
+             quirk="silent: the audio track is digital silence on every channel; clip_audio finds no voice"),
+        Line(3, "Phoebe", "joy", "I brought my guitar!", track="none",
+             quirk="no_audio: the mp4 has a video stream and no audio stream; clip_audio says so"),
     )),
 )
 
@@ -338,13 +360,13 @@ def render_clip(job: ClipJob) -> dict:
     """Write one clip; return its ground truth (duration, speech span, face boxes per second)."""
     rng = np.random.default_rng(job.seed)
     member = CAST[job.line.voice_of]
-    speech = speak(spoken_text(job.line.text), member.voice, MAX_SECONDS - LEAD[1] - TAIL[1])
+    speech = speak(job.line.voiced, member.voice, MAX_SECONDS - LEAD[1] - TAIL[1])
     lead = float(rng.uniform(*LEAD))
     tail = float(rng.uniform(*TAIL))
     frames = math.ceil((lead + len(speech) / SAMPLE_RATE + tail) * job.fps)
     frames = min(max(frames, math.ceil(MIN_SECONDS * job.fps)), math.floor(MAX_SECONDS * job.fps))
     duration = Fraction(frames) / job.fps
-    audio = mix_channels(speech, job.speech_channel, lead, duration, job.noisy_silence, rng)
+    audio = soundtrack(job, speech, lead, duration, rng)
     side = int(rng.choice((-1, 1))) if job.listener else 0  # the speaker's half of the frame
     people = [Person(job.line.voice_of, job.size, rng, side)]
     if job.listener:
@@ -354,7 +376,7 @@ def render_clip(job: ClipJob) -> dict:
     seconds = len(speech) / SAMPLE_RATE
     return {
         "duration": round(float(duration), 4),
-        "speech": [round(lead, 3), round(lead + seconds, 3)],
+        "speech": [round(lead, 3), round(lead + seconds, 3)] if job.line.heard else None,
         "faces": [
             {"t": t, "frame": i, "identity": person.identity, "box": box}
             for t, i in sampled_frames(job.fps, frames)
@@ -374,6 +396,16 @@ def speak(text: str, voice: Voice, longest: float) -> np.ndarray:
         raise ValueError(f"{text!r} lasts {len(samples) / SAMPLE_RATE:.1f} s: too long for a demo clip")
     speech = samples.astype(np.float32)
     return speech * (SPEECH_PEAK / max(float(np.abs(speech).max()), 1.0))
+
+
+def soundtrack(job: ClipJob, speech: np.ndarray, lead: float, duration: Fraction,
+               rng: np.random.Generator) -> np.ndarray | None:
+    """(6, samples) float32 for the clip's audio stream, or None where it has none."""
+    if job.line.track == "none":
+        return None
+    if job.line.track == "silent":  # exact zeros: the -60 dB noise would still measure as sound
+        return np.zeros((CHANNELS, round(duration * SAMPLE_RATE)), np.float32)
+    return mix_channels(speech, job.speech_channel, lead, duration, job.noisy_silence, rng)
 
 
 def mix_channels(speech: np.ndarray, channel: int, lead: float, duration: Fraction, noisy: bool,
@@ -540,9 +572,10 @@ def scene_background(size: tuple[int, int], scene: int) -> np.ndarray:
     return frame.astype(np.uint8)
 
 
-def encode(path: Path, background: np.ndarray, people: list[Person], audio: np.ndarray,
+def encode(path: Path, background: np.ndarray, people: list[Person], audio: np.ndarray | None,
            fps: Fraction, frames: int) -> list[list[list[float]]]:
-    """Write the mp4 (H.264 + 5.1 AAC, interleaved); return the face boxes of every frame."""
+    """Write the mp4 (H.264 + 5.1 AAC, interleaved; no audio stream where `audio` is None);
+    return the face boxes of every frame."""
     import av
 
     height, width = background.shape[:2]
@@ -554,12 +587,13 @@ def encode(path: Path, background: np.ndarray, people: list[Person], audio: np.n
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         # One thread: x264's output then depends on nothing but its input (byte-identical files).
         video.options = {"preset": "veryfast", "crf": "27", "threads": "1"}
-        sound = container.add_stream("aac", rate=SAMPLE_RATE, layout=LAYOUT)
-        # No intensity or mid/side stereo: the silent channel of a pair stays silent. The fast
-        # coder costs a quarter of the default's time; at 256 kb/s (spent almost all on the one
-        # voiced channel) Whisper hears it as well as the default coder at 192 kb/s.
-        sound.options = {"aac_is": "0", "aac_ms": "0", "aac_pns": "0", "aac_coder": "fast"}
-        sound.bit_rate = 256_000
+        if audio is not None:
+            sound = container.add_stream("aac", rate=SAMPLE_RATE, layout=LAYOUT)
+            # No intensity or mid/side stereo: the silent channel of a pair stays silent. The fast
+            # coder costs a quarter of the default's time; at 256 kb/s (spent almost all on the one
+            # voiced channel) Whisper hears it as well as the default coder at 192 kb/s.
+            sound.options = {"aac_is": "0", "aac_ms": "0", "aac_pns": "0", "aac_coder": "fast"}
+            sound.bit_rate = 256_000
         sent = 0
         for i in range(frames):
             picture.buffer[:] = backdrop.buffer
@@ -568,6 +602,8 @@ def encode(path: Path, background: np.ndarray, people: list[Person], audio: np.n
             frame.pts = i
             frame.time_base = 1 / fps
             container.mux(video.encode(frame))
+            if audio is None:
+                continue
             until = audio.shape[1] if i == frames - 1 else round((i + 1) / fps * SAMPLE_RATE)
             while sent < until:
                 chunk = np.ascontiguousarray(audio[:, sent: min(until, sent + 1024)])
@@ -578,7 +614,8 @@ def encode(path: Path, background: np.ndarray, people: list[Person], audio: np.n
                 container.mux(sound.encode(samples))
                 sent += chunk.shape[1]
         container.mux(video.encode())
-        container.mux(sound.encode())
+        if audio is not None:
+            container.mux(sound.encode())
     return boxes
 
 
@@ -661,9 +698,10 @@ def write_ground_truth(target: Path, seed: int, jobs: dict[str, ClipJob], clips:
             "speaker": job.line.voice_of,
             "csv_speaker": job.line.speaker,
             "text": job.line.text,
-            "spoken": spoken_text(job.line.text),
+            "spoken": job.line.heard,
             "emotion": job.line.emotion,
-            "speech_channel": job.speech_channel,
+            "audio": job.line.track,
+            "speech_channel": job.speech_channel if job.line.heard else None,
             "duration": rendered["duration"],
             "speech": rendered["speech"],
             "fps": round(float(job.fps), 3),
