@@ -18,6 +18,22 @@ def status_counts(frame) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in counts.iter_rows()}
 
 
+def split_status_markdown(frame) -> str:
+    """Rows per split (rows: train, dev, test, then any other) and status (columns) as Markdown."""
+    if frame.is_empty():
+        return "(no rows)"
+    counts = frame.group_by("split", "status").len()
+    statuses = sorted(set(counts["status"]), key=lambda s: (s != "ok", s))
+    known = ("train", "dev", "test")
+    splits = sorted(set(counts["split"]), key=lambda s: (known.index(s) if s in known else len(known), s))
+    cell = {(r["split"], r["status"]): r["len"] for r in counts.iter_rows(named=True)}
+    lines = ["| split | " + " | ".join(statuses) + " | rows |", "|---|" + "---|" * (len(statuses) + 1)]
+    for split in splits:
+        values = [cell.get((split, s), 0) for s in statuses]
+        lines.append(f"| {split} | " + " | ".join(map(str, values)) + f" | {sum(values)} |")
+    return "\n".join(lines)
+
+
 def sample_markdown(frame, n: int = 5, columns: list[str] | None = None) -> str:
     """The first `n` rows as a Markdown table, long values shortened and vectors summarized."""
     import polars as pl

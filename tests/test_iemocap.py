@@ -68,7 +68,7 @@ def test_turns_carry_transcript_dimensions_and_speaker(scan):
 def test_folds_are_sessions_with_both_actors_together(scan):
     import polars as pl
 
-    from assets.corpora.media_items import items_frame
+    from storage.schemas.corpora import items_frame
 
     folds = corpus_folds_frame("iemocap", items_frame(scan.rows))
     assert PROTOCOLS["iemocap"].name == "leave_one_session_out"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from assets.corpora.balance import BalanceOptions, balanced_text_set, even_quotas, normalized_text
-from assets.corpora.text_items import readable_check, items_frame
+from assets.corpora.text_items import readable_check
+from storage.schemas.corpora import items_frame
 from assets.corpora.text_sources import READERS, read_goemotions, read_saravia, resolve_semeval_tweets
 from models.spec import ModelSpec, WeightsUnavailable
 from storage.labels import EMOTIONS, LabelRules

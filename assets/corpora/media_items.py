@@ -19,9 +19,9 @@ from assets.corpora.audio_items import AUDIO_READERS
 from assets.corpora.face_items import FACE_READERS
 from assets.corpora.iemocap import read_iemocap
 from assets.corpora.scan import CorpusScan
-from assets.reporting import table_result
+from assets.reporting import split_status_markdown, table_result
 from assets.resources import CorporaResource, StoreResource
-from storage.schemas.corpora import ITEMS_SCHEMA
+from storage.schemas.corpora import items_frame
 from storage.schemas.unimodal import UNIMODAL_CORPORA
 from storage.status import Status
 
@@ -45,27 +45,6 @@ DESCRIPTIONS = {
     "fer2013": "FER2013's CSV rows",
     "iemocap": "IEMOCAP's evaluated turns",
 }
-
-
-def items_frame(rows: list[dict]):
-    import polars as pl
-    import pyarrow as pa
-
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA))
-
-
-def split_status_markdown(frame) -> str:
-    """Rows per split (rows) and status (columns) as a Markdown table."""
-    if frame.is_empty():
-        return "(no rows)"
-    counts = frame.group_by("split", "status").len()
-    statuses = sorted(set(counts["status"]), key=lambda s: (s != "ok", s))
-    cell = {(r["split"], r["status"]): r["len"] for r in counts.iter_rows(named=True)}
-    lines = ["| split | " + " | ".join(statuses) + " | rows |", "|---|" + "---|" * (len(statuses) + 1)]
-    for split in sorted(set(counts["split"]), key=("train", "dev", "test").index):
-        values = [cell.get((split, s), 0) for s in statuses]
-        lines.append(f"| {split} | " + " | ".join(map(str, values)) + f" | {sum(values)} |")
-    return "\n".join(lines)
 
 
 def readable_check(corpus: str, frame, scan: CorpusScan | None) -> dg.AssetCheckResult:

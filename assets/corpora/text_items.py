@@ -14,36 +14,14 @@ from pathlib import Path
 import dagster as dg
 
 from assets.corpora.text_sources import READERS, USES_LABEL_RULES, SourceRead
-from assets.reporting import table_result
+from assets.reporting import split_status_markdown, table_result
 from assets.resources import CorporaResource, LabelRulesResource, StoreResource
 from storage.labels import LabelRules
-from storage.schemas.corpora import ITEMS_SCHEMA, TEXT_CORPORA
+from storage.schemas.corpora import TEXT_CORPORA, items_frame
 from storage.status import Status
 
 ITEMS_CODE_VERSION = "1"  # bump when a reader changes what it writes
 MAX_MALFORMED_SHARE = 0.05  # above this a corpus is more likely misplaced than slightly damaged
-
-
-def items_frame(rows: list[dict]):
-    import polars as pl
-    import pyarrow as pa
-
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA))
-
-
-def split_status_markdown(frame) -> str:
-    """Rows per split (rows) and status (columns) as a Markdown table."""
-    if frame.is_empty():
-        return "(no rows)"
-    counts = frame.group_by("split", "status").len()
-    statuses = sorted(set(counts["status"]), key=lambda s: (s != "ok", s))
-    splits = [s for s in ("train", "dev", "test") if s in set(counts["split"])]
-    cell = {(r["split"], r["status"]): r["len"] for r in counts.iter_rows(named=True)}
-    lines = ["| split | " + " | ".join(statuses) + " | rows |", "|---|" + "---|" * (len(statuses) + 1)]
-    for split in splits:
-        values = [cell.get((split, s), 0) for s in statuses]
-        lines.append(f"| {split} | " + " | ".join(map(str, values)) + f" | {sum(values)} |")
-    return "\n".join(lines)
 
 
 def readable_check(corpus: str, frame, read: SourceRead | None) -> dg.AssetCheckResult:

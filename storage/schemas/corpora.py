@@ -36,6 +36,13 @@ ITEM_FIELDS = [
 ITEMS_SCHEMA = pa.schema(ITEM_FIELDS)
 
 
+def items_frame(rows: list[dict]):
+    """Adapter rows (dicts with the item fields) as a polars frame of exactly ITEMS_SCHEMA."""
+    import polars as pl
+
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA))
+
+
 def items_table(corpus: str) -> TableSchema:
     """The declared items table of one corpus (`<corpus>_items`)."""
     return register(TableSchema(
