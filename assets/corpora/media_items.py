@@ -19,7 +19,8 @@ from assets.corpora.audio_items import AUDIO_READERS
 from assets.corpora.face_items import FACE_READERS
 from assets.corpora.iemocap import read_iemocap
 from assets.corpora.scan import CorpusScan
-from assets.reporting import split_status_markdown, table_result
+from assets.corpora.items import label_metadata, unconfigured_items
+from assets.reporting import table_result
 from assets.resources import CorporaResource, StoreResource
 from storage.schemas.corpora import items_frame
 from storage.schemas.unimodal import UNIMODAL_CORPORA
@@ -73,27 +74,17 @@ def readable_check(corpus: str, frame, scan: CorpusScan | None) -> dg.AssetCheck
 
 
 def materialize_items(context, corpus: str, store: StoreResource, corpora: CorporaResource) -> dg.MaterializeResult:
-    import polars as pl
-
     table = store.store().parquet(f"{corpus}_items")
     root = corpora.root(corpus)
     if root is None:
-        frame = items_frame([])
-        version = table.write(frame, fingerprint=ITEMS_CODE_VERSION, metadata={"configured": "false"})
-        context.log.info(f"{corpus} is not configured: wrote an empty table")
-        return table_result(
-            frame,
-            data_version=version.metadata["content_hash"],
-            metadata={"corpus": f"not configured: add [corpora.{corpus}] root to emostore.toml to ingest it"},
-            check_results=[readable_check(corpus, frame, None)],
-        )
+        check = readable_check(corpus, items_frame([]), None)
+        return unconfigured_items(context, corpus, table, ITEMS_CODE_VERSION, check)
     scan = READERS[corpus](Path(root))
     frame = items_frame(scan.rows)
     version = table.write(frame, fingerprint=ITEMS_CODE_VERSION,
                           metadata={"root": root, "layout": scan.layout, "missing": scan.missing})
-    usable = frame.filter(pl.col("status") == str(Status.OK))
-    raw_counts = frame.explode("raw_labels").group_by("raw_labels").len().sort("len", descending=True)
-    context.log.info(f"{corpus}: {frame.height} rows ({usable.height} usable) from {scan.files} files; "
+    usable = int((frame["status"] == Status.OK).sum())
+    context.log.info(f"{corpus}: {frame.height} rows ({usable} usable) from {scan.files} files; "
                      f"layout {scan.layout}; missing: {scan.missing or 'none'}")
     return table_result(
         frame,
@@ -105,11 +96,7 @@ def materialize_items(context, corpus: str, store: StoreResource, corpora: Corpo
             "missing": dg.MetadataValue.json(scan.missing),
             "quirks handled (items)": dg.MetadataValue.json(scan.quirks),
             "speakers": frame["speaker"].n_unique() - int(frame["speaker"].null_count() > 0),
-            "rows by split and status": dg.MetadataValue.md(split_status_markdown(frame)),
-            "usable rows by label": dg.MetadataValue.json(
-                {k: int(v) for k, v in usable.group_by("label").len().sort("label").iter_rows()}
-            ),
-            "rows by raw label": dg.MetadataValue.json({str(k): int(v) for k, v in raw_counts.iter_rows()}),
+            **label_metadata(frame),
         },
         check_results=[readable_check(corpus, frame, scan)],
         sample_columns=["id", "split", "speaker", "raw_labels", "label", "path", "status", "reason"],

@@ -14,7 +14,8 @@ from pathlib import Path
 import dagster as dg
 
 from assets.corpora.text_sources import READERS, USES_LABEL_RULES, SourceRead
-from assets.reporting import split_status_markdown, table_result
+from assets.corpora.items import label_metadata, unconfigured_items
+from assets.reporting import table_result
 from assets.resources import CorporaResource, LabelRulesResource, StoreResource
 from storage.labels import LabelRules
 from storage.schemas.corpora import TEXT_CORPORA, items_frame
@@ -54,23 +55,15 @@ def materialize_items(context, corpus: str, store: StoreResource, corpora: Corpo
     table = store.store().parquet(f"{corpus}_items")
     root = corpora.root(corpus)
     if root is None:
-        frame = items_frame([])
-        version = table.write(frame, fingerprint=ITEMS_CODE_VERSION, metadata={"configured": "false"})
-        context.log.info(f"{corpus} is not configured: wrote an empty table")
-        return table_result(
-            frame,
-            data_version=version.metadata["content_hash"],
-            metadata={"corpus": f"not configured: add [corpora.{corpus}] root to emostore.toml to ingest it"},
-            check_results=[readable_check(corpus, frame, None)],
-        )
+        check = readable_check(corpus, items_frame([]), None)
+        return unconfigured_items(context, corpus, table, ITEMS_CODE_VERSION, check)
     read = READERS[corpus](Path(root), rules)
     frame = items_frame(read.rows)
     version = table.write(frame, fingerprint=ITEMS_CODE_VERSION,
                           metadata={"root": root, "files": read.files, "missing": read.missing})
-    ok = frame.filter(frame["status"] == Status.OK)
-    raw_counts = frame.explode("raw_labels").group_by("raw_labels").len().sort("len", descending=True)
+    usable = int((frame["status"] == Status.OK).sum())
     context.log.info(f"{corpus}: {frame.height} rows from {len(read.files)} files; "
-                     f"{ok.height} usable; missing files: {read.missing or 'none'}")
+                     f"{usable} usable; missing files: {read.missing or 'none'}")
     return table_result(
         frame,
         data_version=version.metadata["content_hash"],
@@ -79,13 +72,7 @@ def materialize_items(context, corpus: str, store: StoreResource, corpora: Corpo
             "files read": dg.MetadataValue.json(read.files),
             "missing files": dg.MetadataValue.json(read.missing),
             "quirks handled (lines)": dg.MetadataValue.json(read.quirks),
-            "rows by split and status": dg.MetadataValue.md(split_status_markdown(frame)),
-            "usable rows by label": dg.MetadataValue.json(
-                {k: int(v) for k, v in ok.group_by("label").len().sort("label").iter_rows()}
-            ),
-            "rows by raw label": dg.MetadataValue.json(
-                {str(k): int(v) for k, v in raw_counts.iter_rows()}
-            ),
+            **label_metadata(frame),
         },
         check_results=[readable_check(corpus, frame, read)],
         sample_columns=["id", "split", "text", "raw_labels", "label", "status", "reason"],
