@@ -3,14 +3,49 @@
 `TrainingData` is what the loop (`models/train.py`) consumes: one row per utterance, ordered by
 split, dialogue and utterance, each modality a dense float32 matrix with a presence mask (a
 modality an utterance lacks is a zero row and a False bit, never a dropped utterance).
+`load_training_data` builds it from `meld_utterances` and each source's rows at one fingerprint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage.labels import EMOTIONS
+from storage.lance import LanceTable
+from storage.schemas import VECTOR, SchemaError
+from storage.status import Status
+
+if TYPE_CHECKING:
+    from storage import Store
+
+SPLITS: tuple[str, ...] = ("train", "dev", "test")  # the order rows come in
+SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")  # MELD's sentiment labels
+TARGETS: dict[str, tuple[str, ...]] = {"emotion": EMOTIONS, "sentiment": SENTIMENTS}
+
+# modality -> the table its vectors are read from. Any Lance table with id, split, fingerprint,
+# status and a fixed-size `vector` serves a modality, as does a Parquet table partitioned by
+# split with id, fingerprint, status and a list<float32> `vector` (speaking_faces).
+FEATURE_TABLES: dict[str, str] = {
+    "text": "text_embeddings",
+    "whisper_text": "whisper_text_embeddings",
+    "speaker": "speaker_embeddings",
+    "asr": "asr_embeddings",
+    "face": "speaking_faces",
+}
+
+# why an utterance of meld_utterances is not in the data (keys of counts["left_out"][split])
+NO_LABEL = "no usable label"  # its target label is not one of the target's classes
+NO_POSITION = "no dialogue position"  # a CSV row whose Dialogue_ID or Utterance_ID is not a number
+NO_FEATURE = "no feature row ok"  # no chosen source has an ok row for it
+
+_MELD_COLUMNS = ["id", "split", "dialogue_id", "utterance_id", "speaker", "emotion", "sentiment"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +71,11 @@ class TrainingData:
     target: str  # emotion | sentiment
     classes: tuple[str, ...]  # the target's class names; labels index them
     labels: np.ndarray  # (N,) int64
-    speaker: np.ndarray  # (N,) str: the speaker's name as labelled
+    speaker: np.ndarray  # (N,) str: the speaker's name as labelled ("" where none)
     speaker_id: np.ndarray  # (N,) int64: index in the train split's speakers, 0 = unknown
     sources: dict[str, FeatureSource]
     counts: dict[str, Any]  # utterances used, masked per modality, left out with why
+    speakers: tuple[str, ...] = ()  # the train speakers: speaker_id i > 0 is speakers[i - 1]
 
     @property
     def modalities(self) -> dict[str, int]:
@@ -48,7 +84,7 @@ class TrainingData:
 
     @property
     def n_speakers(self) -> int:
-        return int(self.speaker_id.max(initial=0)) + 1
+        return max(len(self.speakers), int(self.speaker_id.max(initial=0))) + 1
 
     def dialogues(self, split: str) -> list[np.ndarray]:
         """Row indices of each dialogue of `split`, utterances in order, dialogues in order."""
@@ -60,4 +96,259 @@ class TrainingData:
         return np.split(rows, starts[1:])
 
     def splits(self) -> list[str]:
-        return [s for s in ("train", "dev", "test") if (self.split == s).any()]
+        return [s for s in SPLITS if (self.split == s).any()]
+
+    def select(self, modalities: Sequence[str]) -> TrainingData:
+        """The same data seen through `modalities` only, as `load_training_data` with just those
+        sources gives it: an utterance none of them has is left out (and counted)."""
+        chosen = list(modalities)
+        unknown = [m for m in chosen if m not in self.features]
+        if unknown or not chosen:
+            raise ValueError(f"cannot select {chosen}: the data has modalities {list(self.features)}")
+        keep = np.logical_or.reduce([self.present[m] for m in chosen])
+        rows = np.flatnonzero(keep)
+        left_out = {s: dict(why) for s, why in self.counts["left_out"].items()}
+        for split in left_out:
+            left_out[split][NO_FEATURE] += int((~keep & (self.split == split)).sum())
+        present = {m: self.present[m][rows] for m in chosen}
+        return dataclasses.replace(
+            self,
+            ids=self.ids[rows], split=self.split[rows], dialogue=self.dialogue[rows],
+            features={m: self.features[m][rows] for m in chosen}, present=present,
+            labels=self.labels[rows], speaker=self.speaker[rows], speaker_id=self.speaker_id[rows],
+            sources={m: self.sources[m] for m in chosen},
+            counts=_counts(list(left_out), self.split[rows], present, left_out,
+                           {m: self.counts["rows_read"][m] for m in chosen},
+                           {m: self.counts["rows_ok"][m] for m in chosen}),
+        )
+
+
+def load_training_data(
+    store: Store,
+    sources: Sequence[FeatureSource],
+    target: str = "emotion",
+    splits: Sequence[str] = SPLITS,
+) -> TrainingData:
+    """MELD's utterances of `splits` with each source's vectors at exactly its fingerprint.
+
+    Rows come ordered by split (train, dev, test), dialogue number and utterance number. An
+    utterance enters when its `target` label is one of the target's classes and at least one
+    source has an `ok` row for it (whatever its meld_utterances status: a split without clips
+    still has text); a modality it lacks is a zero vector and a False bit in `present`.
+    `speaker_id` indexes the sorted speakers of meld_utterances' train split (1-based; 0 = a
+    speaker not among them, or none), so it does not depend on the sources, target or splits.
+    `counts`: utterances used per split, masked per modality and split, left out per split and
+    why (NO_LABEL, NO_POSITION, NO_FEATURE), and rows read (and ok) per source.
+
+    Raises ValueError for an unknown target or split, a table that is not stored, a source with
+    no row (or no ok row) of its fingerprint, vectors of several sizes in one source, and an id
+    with two ok rows of different vectors at one fingerprint (stale rows; one of identical
+    vectors is kept). A non-ok row beside an ok one of the same id is ignored.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        raise ValueError(f"unknown splits {unknown or list(splits)}; expected some of {', '.join(SPLITS)}")
+    splits = [s for s in SPLITS if s in splits]
+    modalities = [s.modality for s in sources]
+    if not sources or len(set(modalities)) != len(modalities):
+        raise ValueError(f"sources must name each modality once, got {modalities}")
+    classes = TARGETS[target]
+
+    meld = _read_meld(store, splits)
+    usable = pl.col(target).is_in(list(classes)).fill_null(False)
+    placed = pl.col("dialogue_id").is_not_null() & pl.col("utterance_id").is_not_null()
+    meld = meld.with_columns(
+        pl.when(~usable).then(pl.lit(NO_LABEL)).when(~placed).then(pl.lit(NO_POSITION))
+        .otherwise(pl.lit(None, pl.String)).alias("_out")
+    )
+    candidates = meld.filter(pl.col("_out").is_null())
+    ids = candidates["id"]
+
+    read = {s.modality: _read_source(store, s, splits) for s in sources}
+    index = {m: r.index_of(ids) for m, r in read.items()}
+    keep = np.logical_or.reduce([i >= 0 for i in index.values()])
+    rows = np.flatnonzero(keep)
+    used = candidates[rows]
+
+    left_out = {s: {NO_LABEL: 0, NO_POSITION: 0, NO_FEATURE: 0} for s in splits}
+    out = meld.filter(pl.col("_out").is_not_null())
+    for split, why, n in out.group_by("split", "_out").len().iter_rows():
+        left_out[split][why] = n
+    for split, n in candidates.filter(pl.Series(~keep)).group_by("split").len().iter_rows():
+        left_out[split][NO_FEATURE] = n
+
+    features, present = {}, {}
+    for m, r in read.items():
+        at = index[m][rows]
+        present[m] = at >= 0
+        features[m] = np.zeros((rows.size, r.vectors.shape[1]), np.float32)
+        features[m][present[m]] = r.vectors[at[present[m]]]
+
+    speakers = _train_speakers(meld if "train" in splits else _read_meld(store, ["train"], required=False))
+    speaker = used["speaker"].fill_null("")
+    speaker_id = speaker.replace_strict(speakers, range(1, len(speakers) + 1), default=0,
+                                        return_dtype=pl.Int64)
+    split = _strings(used["split"])
+    return TrainingData(
+        ids=_strings(used["id"]),
+        split=split,
+        dialogue=_strings(used.select(pl.format("{}/dia{}", "split", "dialogue_id")).to_series()),
+        features=features,
+        present=present,
+        target=target,
+        classes=classes,
+        labels=used[target].replace_strict(classes, range(len(classes)), return_dtype=pl.Int64).to_numpy(),
+        speaker=_strings(speaker),
+        speaker_id=speaker_id.to_numpy(),
+        sources={s.modality: s for s in sources},
+        counts=_counts(splits, split, present, left_out, {m: r.rows_read for m, r in read.items()},
+                       {m: r.rows_ok for m, r in read.items()}),
+        speakers=tuple(speakers),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _SourceRows:
+    """One source's ok rows at its fingerprint: unique ids and their (M, D) vectors."""
+
+    ids: pl.Series
+    vectors: np.ndarray
+    rows_read: int  # every row of the fingerprint in the splits read, whatever its status
+    rows_ok: int
+
+    def index_of(self, ids: pl.Series) -> np.ndarray:
+        """(N,) int64: the row of each id in `vectors`, -1 where the source has no ok row."""
+        return ids.replace_strict(self.ids, np.arange(len(self.ids)), default=-1,
+                                  return_dtype=pl.Int64).to_numpy()
+
+
+def _read_meld(store: Store, splits: list[str], required: bool = True) -> pl.DataFrame:
+    """The latest version of each split of meld_utterances, in split, dialogue, utterance order."""
+    table = store.parquet("meld_utterances")
+    stored = [s for s in splits if table.latest(s) is not None]
+    if not stored and required:
+        raise ValueError(f"meld_utterances holds none of the splits {', '.join(splits)} in {store.root}")
+    parts = [table.read_arrow(s) for s in stored] or [table.schema.schema.empty_table()]
+    frame = pl.from_arrow(pa.concat_tables([p.select(_MELD_COLUMNS) for p in parts]))
+    order = pl.col("split").replace_strict(SPLITS, range(len(SPLITS)), return_dtype=pl.Int8)
+    return frame.sort(order, "dialogue_id", "utterance_id", "id", nulls_last=True)
+
+
+def _train_speakers(meld: pl.DataFrame) -> list[str]:
+    """The distinct named speakers of the train split, sorted."""
+    names = meld.filter(pl.col("split") == "train")["speaker"].unique().to_list()
+    return sorted(n for n in names if n)
+
+
+def _read_source(store: Store, source: FeatureSource, splits: list[str]) -> _SourceRows:
+    try:
+        table = store.table(source.table)
+    except SchemaError as exc:
+        raise ValueError(f"source {source.modality}: {exc}") from None
+    where = f"{source.table} at fingerprint {source.fingerprint!r}"
+    if not table.exists():
+        raise ValueError(f"source {source.modality}: {source.table} is not stored in {store.root}")
+    if VECTOR not in table.schema.schema.names:
+        raise ValueError(f"source {source.modality}: {source.table} has no {VECTOR!r} column")
+    if isinstance(table, LanceTable):
+        rows, held = _lance_rows(table, source.fingerprint, splits)
+    else:
+        rows, held = _parquet_rows(table, source.fingerprint, splits)
+    if rows is None or rows.num_rows == 0:
+        holds = f"it holds fingerprints {', '.join(sorted(held))}" if held else "it holds no rows"
+        raise ValueError(f"source {source.modality}: no row of {where} in splits "
+                         f"{', '.join(splits)}; {holds}")
+    return _ok_rows(rows, where)
+
+
+def _lance_rows(table: LanceTable, fingerprint: str, splits: list[str]) -> tuple[pa.Table, set[str]]:
+    in_splits = f"split IN ({', '.join(map(_sql_string, splits))})"
+    rows = table.read_arrow(where=f"fingerprint = {_sql_string(fingerprint)} AND {in_splits}",
+                            columns=["id", "status", VECTOR])
+    held: set[str] = set()
+    if rows.num_rows == 0:  # only to say what the table does hold
+        held = set(pc.unique(table.read_arrow(where=in_splits, columns=["fingerprint"])
+                             .column("fingerprint")).to_pylist())
+    return rows, held
+
+
+def _parquet_rows(table, fingerprint: str, splits: list[str]) -> tuple[pa.Table | None, set[str]]:
+    """Of each split, the newest version written with `fingerprint` (else the latest), its rows
+    of that fingerprint."""
+    parts, held = [], set()
+    for partition in splits if table.schema.partition_by else [None]:
+        versions = table.versions(partition)
+        if not versions:
+            continue
+        held.update(v.fingerprint for v in versions if v.fingerprint)
+        chosen = next((v for v in reversed(versions) if v.fingerprint == fingerprint), versions[-1])
+        rows = table.read_arrow(partition, chosen.version)
+        rows = rows.filter(pc.is_in(rows.column("split"), pa.array(splits)))
+        held.update(pc.unique(rows.column("fingerprint")).to_pylist())
+        rows = rows.filter(pc.equal(rows.column("fingerprint"), fingerprint))
+        parts.append(rows.select(["id", "status", VECTOR]))
+    return (pa.concat_tables(parts) if parts else None), held
+
+
+def _ok_rows(rows: pa.Table, where: str) -> _SourceRows:
+    """The ok rows as unique ids and an (M, D) float32 matrix."""
+    ok = rows.filter(pc.equal(rows.column("status"), str(Status.OK)))
+    if ok.num_rows == 0:
+        raise ValueError(f"{where} holds {rows.num_rows} rows and none is ok: nothing to learn from")
+    column = ok.column(VECTOR).combine_chunks()
+    if column.null_count:
+        raise ValueError(f"{where}: {column.null_count} ok rows have no vector")
+    if pa.types.is_fixed_size_list(column.type):
+        dim = column.type.list_size
+    else:
+        sizes = pc.unique(pc.list_value_length(column)).to_pylist()
+        if len(sizes) != 1:
+            raise ValueError(f"{where}: ok rows have vectors of several sizes {sorted(sizes)}")
+        dim = sizes[0]
+    vectors = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    vectors = vectors.reshape(-1, dim)
+    ids = pl.from_arrow(ok.column("id")).alias("id")
+    repeated = ids.is_duplicated()
+    if repeated.any():
+        first = _check_duplicates(ids, repeated.to_numpy(), vectors, where)
+        ids, vectors = ids.filter(first), vectors[first.to_numpy()]
+    return _SourceRows(ids=ids, vectors=vectors, rows_read=rows.num_rows, rows_ok=ok.num_rows)
+
+
+def _check_duplicates(ids: pl.Series, repeated: np.ndarray, vectors: np.ndarray, where: str) -> pl.Series:
+    """Several ok rows of one id (an input changed and the old row stayed): harmless when their
+    vectors agree (the first is kept, mask returned), an error when they differ."""
+    groups: dict[str, list[int]] = {}
+    for i in np.flatnonzero(repeated):
+        groups.setdefault(ids[int(i)], []).append(int(i))
+    differ = sorted(id_ for id_, at in groups.items()
+                    if not all(np.array_equal(vectors[at[0]], vectors[j]) for j in at[1:]))
+    if differ:
+        shown = ", ".join(differ[:5]) + (f" and {len(differ) - 5} more" if len(differ) > 5 else "")
+        raise ValueError(f"{where}: {len(differ)} ids have several ok rows with different vectors "
+                         f"({shown}); delete the stale rows (or rematerialize the asset) first")
+    return ids.is_first_distinct()
+
+
+def _counts(splits: list[str], split: np.ndarray, present: dict[str, np.ndarray],
+            left_out: dict[str, dict[str, int]], rows_read: dict[str, int],
+            rows_ok: dict[str, int]) -> dict[str, Any]:
+    """What a person wants to see of a load: utterances used and masked per split, left out
+    with why, rows read per source."""
+    return {
+        "utterances": {s: int((split == s).sum()) for s in splits},
+        "masked": {m: {s: int((~p & (split == s)).sum()) for s in splits} for m, p in present.items()},
+        "left_out": left_out,
+        "rows_read": dict(rows_read),
+        "rows_ok": dict(rows_ok),
+    }
+
+
+def _strings(series: pl.Series) -> np.ndarray:
+    return np.asarray(series.to_list(), dtype=str)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
