@@ -95,7 +95,7 @@ def register(name: str, config: type[FusionConfig], description: str):
 
 
 # The modules that register models (one model per file).
-MODEL_MODULES = ("mlp", "context")
+MODEL_MODULES = ("mlp", "context", "kan", "mamba", "attention", "late_fusion")
 
 
 def load_models() -> None:
