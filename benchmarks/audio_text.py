@@ -107,7 +107,7 @@ def stage_speaker(clips, threads):
 
 
 def stage_asr(clips, threads, backend="faster-whisper", **params):
-    from models.encoders.asr import load_asr
+    from models.encoders.asr_backends import load_asr
     from models.spec import ModelSpec
 
     start = time.perf_counter()
@@ -120,7 +120,7 @@ def stage_asr(clips, threads, backend="faster-whisper", **params):
 
 
 def stage_asr_embedding(clips, threads):
-    from models.encoders.asr import load_asr
+    from models.encoders.asr_backends import load_asr
     from models.encoders.asr_embedding import AsrEmbedder
     from models.spec import ModelSpec
 

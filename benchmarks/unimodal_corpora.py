@@ -43,7 +43,7 @@ def main() -> int:
     from assets.corpora.audio_items import read_ravdess
     from assets.corpora.face_embeddings import FaceRunner
     from assets.corpora.face_items import read_ckplus
-    from models.encoders.asr import load_asr
+    from models.encoders.asr_backends import load_asr
     from models.encoders.asr_embedding import AsrEmbedder
     from models.encoders.face_detect import DetectionOptions
     from models.encoders.speaker import load_speaker

@@ -49,16 +49,22 @@ class ModelSpec:
             return path_checksum(self.path)
         return bundled_weights_identity(self.backend, self.model)
 
-    def fingerprint(self) -> str:
-        payload = {
+    def _identity(self) -> dict[str, Any]:
+        return {
             "backend": self.backend,
             "model": self.model,
             "weights": self.weights_checksum(),
             "params": _canonical(self.params),
-            "transform": self.transform_version,
         }
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+
+    def encoder(self) -> str:
+        """The model alone (backend, weights, parameters): the same in every table it wrote,
+        whatever transform a table applies around it."""
+        return _digest(self._identity())
+
+    def fingerprint(self) -> str:
+        """The model and this table's transform: keys rows and versions assets."""
+        return _digest({**self._identity(), "transform": self.transform_version})
 
     def with_transform(self, version: str) -> ModelSpec:
         return dataclasses.replace(self, transform_version=version)
@@ -89,6 +95,11 @@ def bundled_weights_identity(backend: str, model: str) -> str:
         except importlib.metadata.PackageNotFoundError:
             found.append(f"{distribution}==absent")
     return "+".join(found)
+
+
+def _digest(payload: Mapping[str, Any]) -> str:
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:FINGERPRINT_LENGTH]
 
 
 def _canonical(value: Any) -> Any:

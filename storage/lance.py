@@ -100,7 +100,9 @@ class LanceTable:
                     if "already set" not in str(exc):
                         raise
             stored = int((table.schema.metadata or {}).get(b"emostore.schema_version", b"0"))
-            if stored != self.schema.version:
+            if stored < self.schema.version and _adds_columns_only(table, self.schema):
+                _add_new_columns(table, self.schema)
+            elif stored != self.schema.version:
                 raise SchemaError(
                     f"{self.uri} has schema version {stored}, code expects {self.schema.version}"
                 )
@@ -280,3 +282,31 @@ class LanceTable:
 def _has_primary_key(table, key: str) -> bool:
     field = table.to_lance().schema.field(key)
     return b"lance-schema:unenforced-primary-key:position" in (field.metadata or {})
+
+
+def _adds_columns_only(table, schema: TableSchema) -> bool:
+    """Whether `schema` is the stored table's columns plus new nullable ones (nothing else)."""
+    have = {f.name: f for f in table.schema}
+    added = [f for f in schema.schema if f.name not in have]
+    changed = [f.name for f in schema.schema if f.name in have and not _same_type(have[f.name].type, f.type)]
+    gone = [n for n in have if n not in schema.schema.names]
+    return bool(added) and not changed and not gone and all(f.nullable and f.type in _SQL_TYPES for f in added)
+
+
+def _add_new_columns(table, schema: TableSchema) -> None:
+    """Bring a table of an earlier schema version that lacks only nullable columns to `schema`:
+    they are added empty (null) in one Lance version, and the rows keep their vectors."""
+    have = set(table.schema.names)
+    table.add_columns({f.name: f"CAST(NULL AS {_SQL_TYPES[f.type]})" for f in schema.schema if f.name not in have})
+    metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+    table.to_lance().update_schema_metadata({**metadata, "emostore.schema_version": str(schema.version)},
+                                            replace=True)
+
+
+_SQL_TYPES = {pa.string(): "STRING", pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.int32(): "INT"}
+
+
+def _same_type(stored: pa.DataType, declared: pa.DataType) -> bool:
+    if pa.types.is_fixed_size_list(stored) and pa.types.is_fixed_size_list(declared):
+        return stored.value_type == declared.value_type  # a vector size is changed by for_vectors
+    return stored == declared

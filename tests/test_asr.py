@@ -20,8 +20,8 @@ from models.encoders.asr import (
     Transcript,
     WhisperAsr,
     frames_covering,
-    load_asr,
 )
+from models.encoders.asr_backends import load_asr
 from models.spec import ModelSpec, WeightsUnavailable
 from tests.conftest import shared_data
 

@@ -362,7 +362,7 @@ def test_text_assets_end_to_end_and_embeddings_are_incremental(tmp_path, setting
 
     first = meta["text_corpus_embeddings"]
     wanted = first["dagster/row_count"].value
-    assert first["texts embedded"].value > 0 and first["rows added"].value == wanted
+    assert first["computed"].value > 0 and first["rows added"].value == wanted
     lance = store.lance("text_corpus_embeddings")
     fingerprint = first["fingerprint"].value
     assert lance.count(f"fingerprint = '{fingerprint}'") == wanted
@@ -370,7 +370,7 @@ def test_text_assets_end_to_end_and_embeddings_are_incremental(tmp_path, setting
 
     # nothing changed: nothing embedded, nothing written
     meta, _ = _materialize(settings, ["text_corpus_embeddings"])
-    assert meta["text_corpus_embeddings"]["texts embedded"].value == 0
+    assert meta["text_corpus_embeddings"]["computed"].value == 0
     assert meta["text_corpus_embeddings"]["lance version"].value == "unchanged"
 
     # a stricter SemEval threshold changes labels only; ISEAR is added: only its texts are embedded
@@ -379,11 +379,11 @@ def test_text_assets_end_to_end_and_embeddings_are_incremental(tmp_path, setting
     settings = settings_for(_config(corpora_root, [*four, "isear"], "[labels]\nsemeval_min_intensity = 0.9\n"))
     meta, _ = _materialize(settings, ["isear_items", "semeval_ei_reg_items", "text_corpus_embeddings"])
     step = meta["text_corpus_embeddings"]
-    assert step["texts embedded"].value == isear_texts
+    assert step["computed"].value == isear_texts
     # the demo tweet in the anger and fear files: its fear row (duplicate at 0.5, low_intensity
     # at 0.9) is now embedded, with the vector stored for its anger row
-    assert step["vectors reused from identical texts"].value == 1
-    assert step["rows with labels updated"].value > 0
+    assert step["vectors reused from equal inputs"].value == 1
+    assert step["rows updated"].value > 0
     semeval = lance.read(where=f"corpus = 'semeval_ei_reg' AND fingerprint = '{fingerprint}'")
     assert semeval.filter(semeval["status"] == "ok").height < semeval.height
     after = lance.read(where="corpus = 'goemotions'").sort("key")
@@ -396,7 +396,7 @@ def test_text_assets_end_to_end_and_embeddings_are_incremental(tmp_path, setting
                                     "[labels]\nsemeval_min_intensity = 0.9\n"))
     meta, checks = _materialize(settings, ["crowdflower_items", "text_corpus_embeddings"])
     assert meta["text_corpus_embeddings"]["rows deleted"].value == crowdflower_rows > 0
-    assert meta["text_corpus_embeddings"]["texts embedded"].value == 0
+    assert meta["text_corpus_embeddings"]["computed"].value == 0
     assert lance.count("corpus = 'crowdflower'") == 0
     assert checks[("text_corpus_embeddings", "every_item_embedded")]
 
@@ -424,7 +424,7 @@ def test_another_vector_size_starts_the_table_afresh_and_keeps_old_versions(tmp_
     def rows(dim):
         return pl.DataFrame({
             "key": ["a|h|f"], "corpus": ["isear"], "id": ["a"], "split": ["train"], "label": ["joy"],
-            "raw_labels": [["joy"]], "status": ["ok"], "text_hash": ["h"], "fingerprint": ["f"],
+            "raw_labels": [["joy"]], "status": ["ok"], "text_hash": ["h"], "fingerprint": ["f"], "encoder": ["e"],
             "vector": pl.Series([[1.0] + [0.0] * (dim - 1)], dtype=pl.Array(pl.Float32, dim)),
         })
 

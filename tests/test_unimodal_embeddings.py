@@ -125,11 +125,11 @@ def test_real_ravdess_clip_and_ckplus48_crops_get_face_embeddings(settings_for, 
     sequence = crops.filter(pl.col("id").str.starts_with(crops["id"][0][:8])).sort("id")
     same = np.stack(sequence["vector"].to_numpy())
     assert (same @ same.T).min() > 0.9
-    assert metadata(instance, "corpus_face_embeddings")["items encoded"] == rows.height
+    assert metadata(instance, "corpus_face_embeddings")["computed"] == rows.height
     # nothing changed: nothing is encoded and Lance is not written
     versions = table.version
     materialize(settings, ["corpus_face_embeddings"])
-    assert metadata(instance, "corpus_face_embeddings")["items encoded"] == 0
+    assert metadata(instance, "corpus_face_embeddings")["computed"] == 0
     assert table.version == versions
 
 
@@ -163,7 +163,7 @@ def test_real_ravdess_speaker_and_asr_embeddings_are_incremental(settings_for):
     folds.write(folds.read().with_columns(pl.lit(2, dtype=pl.Int32).alias("fold")))
     materialize(settings, ["corpus_speaker_embeddings"])
     meta = metadata(instance, "corpus_speaker_embeddings")
-    assert (meta["items encoded"], meta["rows with labels updated"]) == (0, 15)
+    assert (meta["computed"], meta["rows updated"]) == (0, 15)
     again = store.lance("corpus_speaker_embeddings").read()
     assert set(again["fold"]) == {2}
     assert np.allclose(np.stack(again.sort("key")["vector"].to_numpy()), np.stack(speaker.sort("key")["vector"].to_numpy()))
@@ -174,8 +174,41 @@ def test_real_ravdess_speaker_and_asr_embeddings_are_incremental(settings_for):
     folds.write(folds.read().filter(pl.col("id") != "01-01-08-02-01-01-01_audio"))
     materialize(settings, ["corpus_speaker_embeddings"])
     meta = metadata(instance, "corpus_speaker_embeddings")
-    assert (meta["items encoded"], meta["rows deleted"]) == (0, 1)
+    assert (meta["computed"], meta["rows deleted"]) == (0, 1)
     assert store.lance("corpus_speaker_embeddings").count() == 14
+
+
+@pytest.mark.realdata
+def test_one_speaker_encoder_has_one_encoder_identity_in_meld_and_corpus_tables(settings_for, demo_meld_root,
+                                                                              monkeypatch):
+    """MELD's speaker_embeddings and corpus_speaker_embeddings hold vectors of one model: their
+    rows carry the same `encoder`; a new transform version of one table changes its fingerprint
+    (and keys) only."""
+    import assets.audio.embeddings as meld_audio
+    from pipelines.runner import instance_for, run, targets
+
+    ravdess = shared_data("audio", "ravdess_actor01")
+    settings = settings_for(config(ravdess=ravdess, meld=demo_meld_root))
+    defs = build_definitions(settings)
+    wanted = ["meld_utterances", "clip_audio", "speaker_embeddings"]
+    instance = instance_for(settings)
+    done = run(defs, instance, targets(defs, [dg.AssetKey(n) for n in wanted], ["dev"]))
+    assert all(ok for _, ok, _ in done), done
+    materialize(settings, ["ravdess_items", "corpus_folds", "corpus_speaker_embeddings"])
+    store = Store(settings.store.root)
+    meld = store.lance("speaker_embeddings").read()
+    corpus = store.lance("corpus_speaker_embeddings").read()
+    spec = settings.encoders["speaker"].spec()
+    assert set(meld["encoder"]) == set(corpus["encoder"]) == {spec.encoder()}
+    assert metadata(instance, "corpus_speaker_embeddings")["encoder"].endswith(f"({spec.encoder()})")
+
+    monkeypatch.setattr(meld_audio, "SPEAKER_VERSION", "2")  # what MELD's table writes changes
+    done = run(defs, instance, targets(defs, [dg.AssetKey("speaker_embeddings")], ["dev"]))
+    assert all(ok for _, ok, _ in done), done
+    fresh = store.lance("speaker_embeddings").read(where=f"fingerprint = '{spec.with_transform('2').fingerprint()}'")
+    assert fresh.height == meld.height and set(fresh["encoder"]) == {spec.encoder()}
+    assert set(fresh["fingerprint"]).isdisjoint(meld["fingerprint"])
+    assert store.lance("corpus_speaker_embeddings").read().sort("key").equals(corpus.sort("key"))
 
 
 # -- IEMOCAP transcripts ------------------------------------------------------------------------------

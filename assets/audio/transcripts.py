@@ -116,7 +116,7 @@ def transcripts(context: AssetExecutionContext, store: StoreResource, asr: Encod
 
     seconds = 0.0
     if todo:
-        from models.encoders.asr import load_asr
+        from models.encoders.asr_backends import load_asr
 
         model = load_asr(spec)
         start = time.perf_counter()

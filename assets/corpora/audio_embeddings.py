@@ -11,30 +11,17 @@ performances). Silent or undecodable audio is a row with its status and a zero v
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 
 from assets.corpora.audio_items import ravdess_performance
-from assets.corpora.corpus_embeddings import (
-    Embedded,
-    coverage_check,
-    data_version,
-    embed_new,
-    embeddings_table,
-    items_with_folds,
-    keyed,
-    media_hashes,
-    plan_changes,
-    stored_rows,
-    summary_metadata,
-    write_changes,
-)
+from assets.corpora.corpus_embeddings import item_check, items_with_folds, keyed, media_hashes, sync_corpora
 from assets.corpora.scan import AUDIO_SUFFIXES
-from assets.reporting import table_result
+from assets.embedding_tables import code_version
 from assets.resources import CorporaResource, EncoderResource, StoreResource
+from storage.embedding_sync import Embedded
 from storage.schemas.unimodal import AUDIO_CORPORA, DIALOGUE_CORPORA
 from storage.status import Status
 
@@ -78,48 +65,32 @@ def wanted_audio(store: StoreResource, corpora: CorporaResource, fingerprint: st
 
 
 def embed_audio(context, kind: str, store: StoreResource, corpora: CorporaResource, encoder: EncoderResource,
-                load, dim_of) -> dg.MaterializeResult:
-    """The shared body of the speaker and ASR assets: `load(spec)` gives an object whose
-    `embed(clips)` returns a vector (or an exception saying why not) per clip."""
-    fingerprint = encoder.fingerprint()
-    wanted, roots = wanted_audio(store, corpora, fingerprint)
-    table = embeddings_table(store, kind)
-    plan = plan_changes(wanted, table, fingerprint, SPEECH_CORPORA)
-    context.log.info(f"{kind} embeddings: {wanted.height} audio items; {len(plan.new)} to encode, "
-                     f"{len(plan.changed)} label updates, {sum(map(len, plan.stale.values()))} stale rows")
-    seconds, embedded = 0.0, {}
-    if plan.new:
-        model = load(encoder.spec())
-        table = table.for_vectors(dim_of(model), log=context.log.warning)
+                load) -> dg.MaterializeResult:
+    """The shared body of the speaker and ASR assets: `load(spec)` gives an object with `.dim`
+    whose `embed(clips)` returns a vector (or an exception saying why not) per clip."""
+    spec = encoder.spec()
+    wanted, roots = wanted_audio(store, corpora, spec.fingerprint())
 
-        def encode(rows) -> list[Embedded]:
-            decoded = [decode_speech(Path(roots[c]) / p) for c, p in zip(rows["corpus"], rows["path"])]
-            clips = [samples for samples, _, _ in decoded if samples is not None]
-            vectors = iter(model.embed(clips)) if clips else iter(())
-            out = []
-            for samples, failed, duration in decoded:
-                if failed is not None:
-                    out.append(failed)
-                    continue
-                vector = next(vectors)
-                if isinstance(vector, Exception):  # the speaker encoder's NoSpeech
-                    out.append(Embedded(None, Status.SILENT, str(vector), {"duration_s": duration}))
-                else:
-                    out.append(Embedded(np.asarray(vector, np.float32), extras={"duration_s": duration}))
-            return out
+    def encode(model, rows) -> list[Embedded]:
+        decoded = [decode_speech(Path(roots[c]) / p) for c, p in zip(rows["corpus"], rows["path"])]
+        clips = [samples for samples, _, _ in decoded if samples is not None]
+        vectors = iter(model.embed(clips)) if clips else iter(())
+        out = []
+        for samples, failed, duration in decoded:
+            if failed is not None:
+                out.append(failed)
+                continue
+            vector = next(vectors)
+            if isinstance(vector, Exception):  # the speaker encoder's NoSpeech
+                out.append(Embedded(None, Status.SILENT, str(vector), {"duration_s": duration}))
+            else:
+                out.append(Embedded(np.asarray(vector, np.float32), extras={"duration_s": duration}))
+        return out
 
-        start = time.perf_counter()
-        embedded = embed_new(wanted, plan, encode, context.log.info)
-        seconds = time.perf_counter() - start
-    version = write_changes(table, wanted, plan, embedded, fingerprint, f"{table.schema.name} {fingerprint}")
-    stored = stored_rows(table, fingerprint, SPEECH_CORPORA)
-    return table_result(
-        stored,
-        data_version=data_version(stored),
-        metadata={**summary_metadata(table, stored, plan, seconds, encoder.spec().label, fingerprint, version),
-                  "corpora configured": dg.MetadataValue.json(sorted(roots))},
-        check_results=[coverage_check(stored, wanted)],
+    return sync_corpora(
+        context, store, kind, wanted, spec, SPEECH_CORPORA, lambda: load(spec), encode,
         sample_columns=["corpus", "id", "speaker", "fold", "label", "duration_s", "status", "reason"],
+        extra_metadata={"corpora configured": dg.MetadataValue.json(sorted(roots))},
     )
 
 
@@ -130,10 +101,9 @@ def _load_speaker(spec):
 
 
 def _load_asr(spec):
-    from models.encoders.asr import load_asr
-    from models.encoders.asr_embedding import AsrEmbedder
+    from assets.audio.embeddings import load_asr_embedder
 
-    return AsrEmbedder(load_asr(spec))
+    return load_asr_embedder(spec)
 
 
 _DEPS = [*(f"{c}_items" for c in SPEECH_CORPORA), "corpus_folds"]
@@ -142,28 +112,26 @@ _DEPS = [*(f"{c}_items" for c in SPEECH_CORPORA), "corpus_folds"]
 @dg.asset(
     group_name="corpora",
     deps=_DEPS,
-    code_version=AUDIO_EMBEDDINGS_CODE_VERSION,
+    code_version=code_version(AUDIO_EMBEDDINGS_CODE_VERSION),
     pool="inference",
     description="Speaker-encoder vectors of the audio corpora's and IEMOCAP's speech, with corpus, "
                 "speaker, fold and labels (Lance, incremental).",
-    check_specs=[dg.AssetCheckSpec(name="every_item_embedded", asset="corpus_speaker_embeddings",
-                                   description="Every audio item with a fold has one row for the current encoder.")],
+    check_specs=[item_check("corpus_speaker_embeddings", "audio item")],
 )
 def corpus_speaker_embeddings(context, store: StoreResource, corpora: CorporaResource,
                               speaker: EncoderResource) -> dg.MaterializeResult:
-    return embed_audio(context, "speaker", store, corpora, speaker, _load_speaker, lambda model: model.dim)
+    return embed_audio(context, "speaker", store, corpora, speaker, _load_speaker)
 
 
 @dg.asset(
     group_name="corpora",
     deps=_DEPS,
-    code_version=AUDIO_EMBEDDINGS_CODE_VERSION,
+    code_version=code_version(AUDIO_EMBEDDINGS_CODE_VERSION),
     pool="inference",
     description="Whisper-encoder vectors (mean over the clip's frames) of the audio corpora's and "
                 "IEMOCAP's speech, with corpus, speaker, fold and labels (Lance, incremental).",
-    check_specs=[dg.AssetCheckSpec(name="every_item_embedded", asset="corpus_asr_embeddings",
-                                   description="Every audio item with a fold has one row for the current encoder.")],
+    check_specs=[item_check("corpus_asr_embeddings", "audio item")],
 )
 def corpus_asr_embeddings(context, store: StoreResource, corpora: CorporaResource,
                           asr: EncoderResource) -> dg.MaterializeResult:
-    return embed_audio(context, "asr", store, corpora, asr, _load_asr, lambda model: model.dim)
+    return embed_audio(context, "asr", store, corpora, asr, _load_asr)

@@ -4,78 +4,51 @@ valence/arousal/dominance ratings. A turn without a transcript is a `no_text` ro
 
 from __future__ import annotations
 
-import time
-
 import dagster as dg
 import numpy as np
 
-from assets.corpora.corpus_embeddings import (
-    Embedded,
-    coverage_check,
-    data_version,
-    embed_new,
-    embeddings_table,
-    items_with_folds,
-    keyed,
-    plan_changes,
-    stored_rows,
-    summary_metadata,
-    write_changes,
-)
-from assets.reporting import table_result
+from assets.corpora.corpus_embeddings import item_check, items_with_folds, keyed, sync_corpora
+from assets.embedding_tables import code_version
 from assets.resources import EncoderResource, StoreResource
 from storage import content_hash
+from storage.embedding_sync import Embedded
 from storage.status import Status
 
 DIALOGUE_TEXT_CODE_VERSION = "1"
 TEXT_CORPORA = ("iemocap",)
+TEXT_CHUNK = 512  # turns per encoder call
 
 
 def text_of(value: str | None) -> str:
     return (value or "").strip()
 
 
+def encode_turns(encoder, rows) -> list[Embedded]:
+    texts = [text_of(t) for t in rows["text"]]
+    spoken = [t for t in texts if t]
+    vectors = iter(encoder.encode(spoken)) if spoken else iter(())
+    return [Embedded(np.asarray(next(vectors), np.float32)) if t
+            else Embedded(None, Status.NO_TEXT, "the turn is not in dialog/transcriptions")
+            for t in texts]
+
+
 @dg.asset(
     group_name="corpora",
     deps=["iemocap_items", "corpus_folds"],
-    code_version=DIALOGUE_TEXT_CODE_VERSION,
+    code_version=code_version(DIALOGUE_TEXT_CODE_VERSION),
     pool="inference",
     description="Sentence vectors of IEMOCAP's turn transcripts, with speaker, session fold, category "
                 "and valence/arousal/dominance (Lance, incremental).",
-    check_specs=[dg.AssetCheckSpec(name="every_item_embedded", asset="iemocap_text_embeddings",
-                                   description="Every IEMOCAP turn with a fold has one row for the current encoder.")],
+    check_specs=[item_check("iemocap_text_embeddings", "IEMOCAP turn")],
 )
 def iemocap_text_embeddings(context, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
-    fingerprint = text.fingerprint()
+    from models.encoders.sentence import SentenceEncoder
+
+    spec = text.spec()
     items = items_with_folds(store, TEXT_CORPORA)
-    wanted = keyed(items, [content_hash(text_of(t)) for t in items["text"]], fingerprint)
-    table = embeddings_table(store, "text")
-    plan = plan_changes(wanted, table, fingerprint, TEXT_CORPORA)
-    context.log.info(f"iemocap text embeddings: {wanted.height} turns; {len(plan.new)} to encode")
-    seconds, embedded = 0.0, {}
-    if plan.new:
-        from models.encoders.sentence import SentenceEncoder
-
-        encoder = SentenceEncoder.from_spec(text.spec())
-        table = table.for_vectors(encoder.dim, log=context.log.warning)
-
-        def encode(rows) -> list[Embedded]:
-            texts = [text_of(t) for t in rows["text"]]
-            spoken = [t for t in texts if t]
-            vectors = iter(encoder.encode(spoken)) if spoken else iter(())
-            return [Embedded(np.asarray(next(vectors), np.float32)) if t
-                    else Embedded(None, Status.NO_TEXT, "the turn is not in dialog/transcriptions")
-                    for t in texts]
-
-        start = time.perf_counter()
-        embedded = embed_new(wanted, plan, encode, context.log.info, chunk=512)
-        seconds = time.perf_counter() - start
-    version = write_changes(table, wanted, plan, embedded, fingerprint, f"iemocap_text_embeddings {fingerprint}")
-    stored = stored_rows(table, fingerprint, TEXT_CORPORA)
-    return table_result(
-        stored,
-        data_version=data_version(stored),
-        metadata=summary_metadata(table, stored, plan, seconds, text.spec().label, fingerprint, version),
-        check_results=[coverage_check(stored, wanted)],
+    wanted = keyed(items, [content_hash(text_of(t)) for t in items["text"]], spec.fingerprint())
+    return sync_corpora(
+        context, store, "text", wanted, spec, TEXT_CORPORA, lambda: SentenceEncoder.from_spec(spec), encode_turns,
         sample_columns=["corpus", "id", "speaker", "fold", "label", "valence", "arousal", "status"],
+        chunk=TEXT_CHUNK,
     )

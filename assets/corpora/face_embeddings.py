@@ -17,30 +17,17 @@ Two paths, recorded per row in `face_source`:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 
-from assets.corpora.corpus_embeddings import (
-    Embedded,
-    coverage_check,
-    data_version,
-    embed_new,
-    embeddings_table,
-    items_with_folds,
-    keyed,
-    media_hashes,
-    plan_changes,
-    stored_rows,
-    summary_metadata,
-    write_changes,
-)
+from assets.corpora.corpus_embeddings import item_check, items_with_folds, keyed, media_hashes, sync_corpora
 from assets.corpora.face_items import fer2013_images
 from assets.corpora.scan import VIDEO_SUFFIXES
-from assets.reporting import table_result
+from assets.embedding_tables import code_version
 from assets.resources import CorporaResource, EncoderResource, FacesResource, StoreResource
+from storage.embedding_sync import Embedded
 from storage.schemas.unimodal import FACE_CORPORA
 from storage.status import Status
 
@@ -92,6 +79,7 @@ class FaceRunner:
         self.roots, self.fer_images, self.options = roots, fer_images, options
         self.geometry = options.geometry
         self.embedder = load_embedder(embedder_spec, self.geometry)
+        self.dim = self.embedder.dim
         self.detector_spec = detector_spec
         self._detector = None
 
@@ -187,44 +175,25 @@ def wanted_faces(store: StoreResource, corpora: CorporaResource, fingerprint: st
 @dg.asset(
     group_name="corpora",
     deps=[*(f"{c}_items" for c in IMAGE_CORPORA), "corpus_folds"],
-    code_version=FACE_EMBEDDINGS_CODE_VERSION,
+    code_version=code_version(FACE_EMBEDDINGS_CODE_VERSION),
     pool="inference",
     description="Face-embedder vectors of the face corpora's images and RAVDESS's videos (detected "
                 "faces, or whole published crops), with corpus, subject, fold and labels (Lance, incremental).",
-    check_specs=[dg.AssetCheckSpec(name="every_item_embedded", asset="corpus_face_embeddings",
-                                   description="Every image or video item with a fold has one row for the current embedder.")],
+    check_specs=[item_check("corpus_face_embeddings", "image or video item")],
 )
 def corpus_face_embeddings(context, store: StoreResource, corpora: CorporaResource, faces: FacesResource,
                            face_detector: EncoderResource, face_embedder: EncoderResource) -> dg.MaterializeResult:
-    from models.encoders.face_embed import embedder_dim
-
-    # The vectors depend on the detector and the crop options as much as on the embedder.
-    fingerprint = face_embedder.spec().with_transform(
-        f"{face_embedder.spec().transform_version}+{face_detector.fingerprint()}+{faces.fingerprint()}"
-    ).fingerprint()
-    wanted, roots, fer = wanted_faces(store, corpora, fingerprint)
-    table = embeddings_table(store, "face")
-    plan = plan_changes(wanted, table, fingerprint, IMAGE_CORPORA)
-    context.log.info(f"face embeddings: {wanted.height} items; {len(plan.new)} to encode, "
-                     f"{len(plan.changed)} label updates, {sum(map(len, plan.stale.values()))} stale rows")
-    seconds, embedded = 0.0, {}
-    if plan.new:
-        table = table.for_vectors(embedder_dim(face_embedder.spec()), log=context.log.warning)
-        runner = FaceRunner(roots, fer, face_detector.spec(), face_embedder.spec(), faces.options())
-        start = time.perf_counter()
-        embedded = embed_new(wanted, plan, runner.encode, context.log.info, chunk=FACE_CHUNK)
-        seconds = time.perf_counter() - start
-    version = write_changes(table, wanted, plan, embedded, fingerprint, f"corpus_face_embeddings {fingerprint}")
-    stored = stored_rows(table, fingerprint, IMAGE_CORPORA)
-    sources = ({str(k): int(v) for k, v in stored.group_by("face_source").len().iter_rows()}
-               if "face_source" in stored.columns and stored.height else {})
-    return table_result(
-        stored,
-        data_version=data_version(stored),
-        metadata={**summary_metadata(table, stored, plan, seconds,
-                                     f"{face_detector.spec().label} + {face_embedder.spec().label}", fingerprint, version),
-                  "rows by face source": dg.MetadataValue.json(sources),
-                  "corpora configured": dg.MetadataValue.json(sorted(roots))},
-        check_results=[coverage_check(stored, wanted)],
+    # The vectors depend on the detector and the crop options as much as on the embedder; the
+    # encoder identity is the embedder's alone (as in MELD's face_embeddings).
+    spec = face_embedder.spec().with_transform(
+        f"{face_embedder.spec().transform_version}+{face_detector.fingerprint()}+{faces.fingerprint()}")
+    wanted, roots, fer = wanted_faces(store, corpora, spec.fingerprint())
+    return sync_corpora(
+        context, store, "face", wanted, spec, IMAGE_CORPORA,
+        load=lambda: FaceRunner(roots, fer, face_detector.spec(), face_embedder.spec(), faces.options()),
+        encode=lambda runner, rows: runner.encode(rows), count_by=("corpus", "face_source"),
         sample_columns=["corpus", "id", "speaker", "fold", "label", "face_source", "frames", "status", "reason"],
+        extra_metadata={"detector": face_detector.spec().label,
+                        "corpora configured": dg.MetadataValue.json(sorted(roots))},
+        chunk=FACE_CHUNK,
     )

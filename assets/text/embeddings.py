@@ -14,10 +14,12 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.audio.clips import read_split
-from assets.audio.incremental import Computed, EmbeddingJob, embedded_check, run_embeddings
+from assets.audio.embeddings import EMBEDDED_CHECK, embedded_check, utterance_frame
+from assets.embedding_tables import code_version, sync_embeddings
 from assets.partitions import meld_splits
 from assets.resources import EncoderResource, StoreResource
 from storage import Status, content_hash, row_key
+from storage.embedding_sync import Embedded, sql_and
 from storage.schemas.audio import TRANSCRIPTS
 from storage.schemas.meld import MELD_UTTERANCES
 from storage.schemas.text import TEXT_EMBEDDINGS, WHISPER_TEXT_EMBEDDINGS
@@ -65,19 +67,24 @@ def whisper_rows(store, split: str, fingerprint: str) -> list[dict[str, Any]]:
     ]
 
 
-def compute_texts(encoder, rows: list[dict[str, Any]]) -> dict[str, Computed]:
-    vectors = encoder.encode([r["text"] for r in rows])
-    return {r["key"]: Computed(v) for r, v in zip(rows, vectors)}
+def compute_texts(encoder, rows) -> list[Embedded]:
+    return [Embedded(v) for v in encoder.encode(rows["text"].to_list())]
 
 
-def text_job(registered, split: str, text: EncoderResource, rows_of) -> EmbeddingJob:
+def embed_texts(context, store: StoreResource, registered, text: EncoderResource, rows_of) -> dg.MaterializeResult:
+    """One split of a text-embedding asset; `rows_of(store, split, fingerprint)` gives its rows.
+    Equal texts are embedded once (their input hash is the text's)."""
     from models.encoders.sentence import SentenceEncoder
 
     spec = text.spec().with_transform(TEXT_EMBEDDING_VERSION)
     fingerprint = spec.fingerprint()
-    return EmbeddingJob(
-        registered=registered, split=split, fingerprint=fingerprint, label=spec.label,
-        wanted=rows_of(fingerprint), load=lambda: SentenceEncoder.from_spec(spec), compute=compute_texts,
+    root = store.store()
+    split = context.partition_key
+    return sync_embeddings(
+        context, root.lance(registered.name), utterance_frame(rows_of(root, split, fingerprint), "text"),
+        spec=spec, scope=sql_and(split=split, fingerprint=fingerprint), attributes=("speaker", "emotion"),
+        load=lambda: SentenceEncoder.from_spec(spec), encode=compute_texts, reuse_by="input_hash",
+        check=EMBEDDED_CHECK, what="texts", sample_columns=["id", "speaker", "emotion", "status", "reason"],
     )
 
 
@@ -85,30 +92,24 @@ def text_job(registered, split: str, text: EncoderResource, rows_of) -> Embeddin
     partitions_def=meld_splits,
     group_name="text",
     deps=["meld_utterances"],
-    code_version=TEXT_EMBEDDING_VERSION,
+    code_version=code_version(TEXT_EMBEDDING_VERSION),
     pool="inference",
     check_specs=[embedded_check("text_embeddings")],
 )
 def text_embeddings(context: AssetExecutionContext, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
     """Sentence embedding of every utterance's official transcript (configured `[encoders.text]`)."""
-    root = store.store()
-    split = context.partition_key
-    return run_embeddings(context, root, text_job(
-        TEXT_EMBEDDINGS, split, text, lambda fp: official_rows(root, split, fp)))
+    return embed_texts(context, store, TEXT_EMBEDDINGS, text, official_rows)
 
 
 @dg.asset(
     partitions_def=meld_splits,
     group_name="text",
     deps=["transcripts", "meld_utterances"],
-    code_version=TEXT_EMBEDDING_VERSION,
+    code_version=code_version(TEXT_EMBEDDING_VERSION),
     pool="inference",
     check_specs=[embedded_check("whisper_text_embeddings")],
 )
 def whisper_text_embeddings(context: AssetExecutionContext, store: StoreResource,
                             text: EncoderResource) -> dg.MaterializeResult:
     """Sentence embedding of every clip's Whisper transcript (configured `[encoders.text]`)."""
-    root = store.store()
-    split = context.partition_key
-    return run_embeddings(context, root, text_job(
-        WHISPER_TEXT_EMBEDDINGS, split, text, lambda fp: whisper_rows(root, split, fp)))
+    return embed_texts(context, store, WHISPER_TEXT_EMBEDDINGS, text, whisper_rows)

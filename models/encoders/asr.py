@@ -10,7 +10,8 @@ cheaper than the default per-clip transcription at the same word error rate.
 
 Backends (`faster-whisper`, the default, and `openai-whisper`) implement three small steps:
 decode one batch, transcribe one clip the default way, and encode a batch over the full window.
-`load_asr(spec)` builds the one a `ModelSpec` names.
+`models.encoders.asr_backends.load_asr(spec)` builds the one a `ModelSpec` names; this module
+knows no backend.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ WINDOW_SECONDS = 30  # Whisper's one input window
 MAX_TEXT_TOKENS = 448  # the decoder's context, prompt included
 PROMPT_ALLOWANCE = 8  # start-of-transcript, language, task, no-timestamps, with room to spare
 
-BACKENDS = ("faster-whisper", "openai-whisper")
 
 
 class AsrConfigError(ValueError):
@@ -220,17 +220,3 @@ class WhisperAsr(abc.ABC):
             for row, i in enumerate(batch):
                 out[i] = encoded[row, : frames_covering(seconds[i])]
         return out  # type: ignore[return-value]
-
-
-def load_asr(spec: ModelSpec) -> WhisperAsr:
-    """The Whisper model a spec names (`faster-whisper` or `openai-whisper`), loaded offline."""
-    options = AsrOptions.from_params(spec.params)
-    if spec.backend == "faster-whisper":
-        from models.encoders.whisper_faster import FasterWhisperAsr
-
-        return FasterWhisperAsr.from_spec(spec, options)
-    if spec.backend == "openai-whisper":
-        from models.encoders.whisper_openai import OpenAIWhisperAsr
-
-        return OpenAIWhisperAsr.from_spec(spec, options)
-    raise AsrConfigError(f"unknown ASR backend {spec.backend!r}; known: {', '.join(BACKENDS)}")

@@ -102,6 +102,7 @@ def _emostore_command(base: Path) -> str:
 
 def summary(settings, seconds: float) -> str:
     """Rows and statuses per table in the store, as a short text table."""
+    from pipelines.demo.identity import identity_scores
     from storage import Store
     from storage.schemas import all_schemas
 
@@ -119,4 +120,11 @@ def summary(settings, seconds: float) -> str:
         lines.append(f"  {name:<28} {frame.height:>7} rows  {counts}")
     if len(lines) == 1:
         lines.append("  (no tables yet)")
+    meld_root = settings.corpora.get("meld")
+    scores = identity_scores(store, Path(meld_root)) if meld_root else None
+    if scores:
+        right = {k: sum(s[f"{k} right"] for s in scores.values()) for k in ("single", "two_faces", "combined")}
+        total = {k: sum(s[f"{k} total"] for s in scores.values()) for k in right}
+        lines.append("  speaking faces vs the demo's ground truth: " + ", ".join(
+            f"{k.replace('_', ' ')} {right[k]}/{total[k]}" for k in right))
     return "\n".join(lines)

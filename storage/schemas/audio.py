@@ -74,7 +74,7 @@ def utterance_embeddings(name: str, dim: int, description: str) -> TableSchema:
     """An embeddings table of MELD utterances, declared with its default encoder's `dim`."""
     return TableSchema(
         name=name,
-        version=1,
+        version=2,  # 2: encoder
         format="lance",
         key=("key",),
         description=description,
@@ -85,6 +85,7 @@ def utterance_embeddings(name: str, dim: int, description: str) -> TableSchema:
             pa.field("emotion", pa.string()),
             pa.field("input_hash", pa.string(), nullable=False),
             pa.field("fingerprint", pa.string(), nullable=False),
+            pa.field("encoder", pa.string()),  # the model alone: equal in every table it wrote (ModelSpec.encoder)
             *STATUS_FIELDS,
             pa.field("vector", vector(dim), nullable=False),  # all zeros unless status is ok
         ]),

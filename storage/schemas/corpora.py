@@ -77,7 +77,7 @@ TEXT_TRAINING_SET = register(TableSchema(
 # afresh (`LanceTable.for_vectors`).
 TEXT_CORPUS_EMBEDDINGS = register(TableSchema(
     name="text_corpus_embeddings",
-    version=1,
+    version=2,  # 2: encoder
     format="lance",
     key=("key",),
     schema=pa.schema([
@@ -90,6 +90,7 @@ TEXT_CORPUS_EMBEDDINGS = register(TableSchema(
         pa.field("status", pa.string(), nullable=False),
         pa.field("text_hash", pa.string(), nullable=False),
         pa.field("fingerprint", pa.string(), nullable=False),
+        pa.field("encoder", pa.string()),  # the model alone: equal in every table it wrote (ModelSpec.encoder)
         pa.field("vector", vector(TEXT_EMBEDDING_DIM), nullable=False),
     ]),
     description="Sentence embeddings of the text corpora' items, keyed by item, text and encoder.",

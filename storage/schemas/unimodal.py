@@ -57,7 +57,8 @@ _ITEM_COLUMNS = [
     pa.field("arousal", pa.float64()),
     pa.field("dominance", pa.float64()),
     pa.field("input_hash", pa.string(), nullable=False),  # content hash of the media or text
-    pa.field("fingerprint", pa.string(), nullable=False),  # the encoder's
+    pa.field("fingerprint", pa.string(), nullable=False),  # the encoder's, with the transform
+    pa.field("encoder", pa.string()),  # the model alone: equal in every table it wrote (ModelSpec.encoder)
     *STATUS_FIELDS,  # ok, or why the encoder gave no vector
 ]
 
@@ -90,7 +91,7 @@ _DEFAULT_DIMS = {"speaker": 256, "asr": 384, "face": 128, "text": 384}
 def _corpus_embeddings(kind: str, dim: int) -> TableSchema:
     return register(TableSchema(
         name=_KIND_TABLES[kind],
-        version=1,
+        version=2,  # 2: encoder
         format="lance",
         key=("key",),
         description=f"Embeddings of {_KIND_INPUTS[kind]}, with corpus, speaker, fold and labels; "

@@ -46,7 +46,7 @@ FACE_DETECTIONS = register(TableSchema(
 # 512) starts the table afresh (`LanceTable.for_vectors`).
 FACE_EMBEDDINGS = register(TableSchema(
     name="face_embeddings",
-    version=1,
+    version=2,  # 2: encoder
     key=("key",),
     format="lance",
     description="Embeddings of accepted face crops, keyed by (crop id, crop hash, embedder fingerprint).",
@@ -59,6 +59,7 @@ FACE_EMBEDDINGS = register(TableSchema(
         pa.field("face_index", pa.int32()),
         pa.field("crop_hash", pa.string()),
         pa.field("fingerprint", pa.string()),
+        pa.field("encoder", pa.string()),  # the model alone: equal in every table it wrote (ModelSpec.encoder)
         pa.field("vector", vector(128)),  # unit length
     ]),
 ))
@@ -104,7 +105,7 @@ SPEAKER_GALLERY_FACES = register(TableSchema(
 
 SPEAKING_FACES = register(TableSchema(
     name="speaking_faces",
-    version=1,
+    version=2,  # 2: encoder
     partition_by="split",
     description="Per utterance: the labelled speaker's face embedding (the mean over frames) "
                 "and its confidence, or why there is none.",
@@ -119,6 +120,7 @@ SPEAKING_FACES = register(TableSchema(
         pa.field("confidence", pa.float32()),  # mean cosine similarity to the reference
         pa.field("crop_ids", pa.list_(pa.string())),  # the face kept in each matched frame
         pa.field("fingerprint", pa.string()),  # the face embedder's
+        pa.field("encoder", pa.string()),  # the model alone: equal in every table it wrote (ModelSpec.encoder)
         pa.field("vector", pa.list_(pa.float32())),  # unit length; null unless status ok
         *STATUS_FIELDS,
     ]),

@@ -1,0 +1,104 @@
+"""What every embedding asset shares on the Dagster side: its code version, the sync call and
+the materialization it reports (counts, the encoder, a coverage check).
+
+The sync itself is Dagster-free (`storage/embedding_sync.py`). An asset's code version is its
+transform version (which also enters the row fingerprint) plus `SYNC_VERSION` (what the sync
+writes beside the vectors), so a new sync layout re-runs the assets without re-keying rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dagster as dg
+
+from models.spec import ModelSpec
+from storage import LanceTable
+from storage.embedding_sync import sync
+
+SYNC_VERSION = "s2"  # s2: every row carries `encoder` (the model alone) beside `fingerprint`
+
+
+def code_version(transform: str) -> str:
+    return f"{transform}.{SYNC_VERSION}"
+
+
+def coverage_check(name: str, description: str, blocking: bool = False, asset: str | None = None) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+
+
+def sync_embeddings(
+    context,
+    table: LanceTable,
+    wanted,
+    *,
+    spec: ModelSpec,
+    scope: str,
+    attributes: Sequence[str],
+    load: Callable[[], Any],
+    encode: Callable[[Any, Any], list],
+    check: str,
+    what: str,
+    sample_columns: list[str],
+    extra_metadata: dict[str, Any] | None = None,
+    count_by: Sequence[str] = (),
+    unit_vectors: bool = False,
+    **options,
+) -> dg.MaterializeResult:
+    """Sync `table`'s `scope` to `wanted` (rows of `spec`'s fingerprint) and report it."""
+    import polars as pl
+
+    from assets.reporting import table_result
+
+    fingerprint, encoder = spec.fingerprint(), spec.encoder()
+    wanted = wanted.with_columns(pl.lit(encoder).alias("encoder"))
+    name = table.schema.name
+    result = sync(table, wanted, scope=scope, attributes=[*attributes, "encoder"], load=load, encode=encode,
+                  tag=f"{name} {context.partition_key if context.has_partition_key else ''} {fingerprint}",
+                  log=context.log.info, warn=context.log.warning, **options)
+    context.log.info(f"{name}: computed {result.computed} of {wanted.height} {what} ({result.added} new keys, "
+                     f"{result.reused} reused, {result.updated} updated, {result.deleted} deleted) with "
+                     f"{spec.label} (encoder {encoder}, fingerprint {fingerprint})")
+    rows = result.rows
+    held = set(rows["key"])
+    missing = sum(k not in held for k in wanted["key"])
+    extra = rows.height - (wanted.height - missing)
+    identity = [c for c in ("key", "status", *attributes) if c in rows.columns]
+    off_unit = _off_unit(table, scope) if unit_vectors else 0
+    return table_result(
+        rows,
+        data_version=result.data_version(identity),
+        sample_columns=[c for c in sample_columns if c in rows.columns],
+        metadata={
+            **result.metadata(),
+            "encoder": dg.MetadataValue.text(f"{spec.label} ({encoder})"),
+            "fingerprint": fingerprint,
+            "table": name,
+            **{f"rows by {c.replace('_', ' ')}": dg.MetadataValue.json(
+                {str(k): int(n) for k, n in rows.group_by(c).len().sort(c).iter_rows()}) for c in count_by},
+            **(extra_metadata or {}),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name=check,
+            passed=missing == 0 and extra == 0 and off_unit == 0,
+            metadata={f"{what} wanted": wanted.height, "rows for this fingerprint": rows.height,
+                      "wanted without a row": missing, "rows no longer wanted": extra,
+                      **({"vectors not of unit length (first 1000)": off_unit} if unit_vectors else {})},
+        )],
+    )
+
+
+def _off_unit(table: LanceTable, scope: str, sample: int = 1000) -> int:
+    """How many of the first `sample` ok vectors of the scope are not of unit length."""
+    import numpy as np
+
+    if not table.exists():
+        return 0
+    where = f"({scope}) AND status = 'ok'" if "status" in table.schema.schema.names else scope
+    found = table.table().to_lance().to_table(columns=["vector"], filter=where, limit=sample)
+    if found.num_rows == 0:
+        return 0
+    dim = found.schema.field("vector").type.list_size
+    vectors = found.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    return int((np.abs(np.linalg.norm(vectors, axis=1) - 1.0) > 1e-3).sum())

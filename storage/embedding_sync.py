@@ -1,0 +1,309 @@
+"""The one incremental sync of an embedding table: compute only what is new, in one commit.
+
+Every embedding asset describes the rows it wants (a key, the table's descriptive columns, and
+the payload its encoder reads) and a scope: the stored rows it owns, e.g. one split's rows of
+one fingerprint. `sync` then
+
+- computes vectors only for wanted keys the scope does not hold yet (rows an encoder failed on
+  are computed again: the failure may have been passing), in chunks, loading the encoder only
+  when there is something to compute; a new key whose `reuse_by` value (a text hash, an input
+  hash) already has a stored vector takes that vector, and equal values are computed once;
+- refreshes descriptive columns (`attributes`: speaker, labels, fold, the encoder identity) of
+  stored rows in place, keeping their vectors;
+- deletes stored rows of the scope that are no longer wanted (an item gone, an input changed);
+- writes all of it as one Lance commit tagged with what produced it, nothing when nothing
+  changed, and returns the counts a materialization shows.
+
+Rows whose upstream status is not encodable are stored with their status, their reason and a
+zero vector (Lance refuses null vectors; its cosine search skips zero ones). An encoder of
+another vector size starts the table afresh (`LanceTable.for_vectors`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from storage.lance import LanceTable, content_hash
+from storage.schemas import VECTOR
+from storage.status import Status
+
+CHUNK = 64  # rows per encoder call: the decoded inputs of one chunk are all that is in memory
+
+
+def sql_quote(value: Any) -> str:
+    """One SQL string literal (the one place values are quoted for Lance filters)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_in(column: str, values: Iterable[Any]) -> str:
+    """`column IN ('a', 'b')`; an empty list matches nothing."""
+    listed = ", ".join(sql_quote(v) for v in values)
+    return f"{column} IN ({listed})" if listed else "false"
+
+
+def sql_and(**equal: Any) -> str:
+    """`a = 'x' AND b = 'y'` from keyword arguments."""
+    return " AND ".join(f"{column} = {sql_quote(value)}" for column, value in equal.items())
+
+
+@dataclasses.dataclass(frozen=True)
+class Embedded:
+    """What an encoder made of one row: a vector, or the status and reason instead; `extras`
+    fills the table's own columns (a duration, a detector score)."""
+
+    vector: np.ndarray | None
+    status: str = Status.OK
+    reason: str = ""
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    """What one sync did, and the scope's rows as the table now holds them (without vectors)."""
+
+    rows: Any  # polars DataFrame: the scope's stored rows (all columns but the vector)
+    computed: int  # rows the encoder ran on
+    reused: int  # new keys that took a stored vector of an equal input
+    added: int
+    updated: int
+    deleted: int
+    failed: int  # computed rows that came back without a vector
+    seconds: float  # encoding time
+    version: int | None  # the Lance version written, None when nothing was
+    dim: int | None
+
+    @property
+    def rate(self) -> float:
+        return round(self.computed / self.seconds, 2) if self.seconds else 0.0
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "computed": self.computed,
+            "vectors reused from equal inputs": self.reused,
+            "rows added": self.added,
+            "rows updated": self.updated,
+            "rows deleted": self.deleted,
+            "computed without a vector": self.failed,
+            "rows per second": self.rate,
+            "dimensions": self.dim,
+            "lance version": self.version if self.version is not None else "unchanged",
+        }
+
+    def data_version(self, columns: Sequence[str]) -> str:
+        """A content hash of the rows (their `columns`): unchanged rows give the same version."""
+        import polars as pl
+
+        if self.rows.is_empty():
+            return content_hash("empty")
+        return content_hash(*sorted(_signature(self.rows, columns).to_list()))
+
+
+def _signature(frame, columns: Sequence[str]):
+    """One string per row of `frame` from `columns`, to compare stored and wanted rows."""
+    import polars as pl
+
+    parts = []
+    for column in columns:
+        expr = pl.col(column)
+        if isinstance(frame.schema[column], pl.List):
+            expr = expr.list.join("\x1f")
+        parts.append(expr.cast(pl.String).fill_null("\0"))
+    line = pl.concat_str(parts, separator="\x1e") if parts else pl.lit("")
+    return frame.select(line.alias("_signature"))["_signature"]
+
+
+def sync(
+    table: LanceTable,
+    wanted,
+    *,
+    scope: str,
+    attributes: Sequence[str],
+    load: Callable[[], Any],
+    encode: Callable[[Any, Any], list[Embedded]],
+    tag: str,
+    log: Callable[[str], None] = lambda _: None,
+    warn: Callable[[str], None] | None = None,
+    encodable: Sequence[str] = (Status.OK,),
+    reuse_by: str | None = None,
+    chunk: int = CHUNK,
+) -> SyncResult:
+    """Make the rows of `scope` in `table` exactly `wanted` (a polars DataFrame with `key`, the
+    table's columns but the vector, optionally `status`/`reason`, and payload columns for the
+    encoder). `load()` gives an encoder with `.dim`; `encode(encoder, rows)` gives one
+    `Embedded` per row of a chunk, in order. Rows whose `status` is not in `encodable` are
+    stored without encoding."""
+    import polars as pl
+
+    table = table.sized()  # the vector size the table holds
+    columns = [f.name for f in table.schema.schema if f.name != VECTOR]
+    has_status = "status" in columns and "status" in wanted.columns
+    if len(set(wanted["key"])) != wanted.height:
+        raise ValueError(f"{table.schema.name}: wanted rows repeat a key")
+
+    stored = _stored(table, scope, ["key", *attributes, *(["status"] if "status" in columns else []),
+                                    *([reuse_by] if reuse_by else [])])
+    retried = set(stored.filter(pl.col("status") == Status.ENCODER_FAILED)["key"]) if "status" in stored.columns else set()
+    held = set(stored["key"]) - retried
+    wanted_keys = set(wanted["key"])
+    stale = [k for k in stored["key"] if k not in wanted_keys]
+    new = wanted.filter(~pl.col("key").is_in(list(held)))
+    stored_sig = dict(zip(stored["key"], _signature(stored, attributes)))
+    changed = [k for k, s in zip(wanted["key"], _signature(wanted, attributes)) if k in held and stored_sig[k] != s]
+
+    encodable_rows = new.filter(pl.col("status").is_in([str(s) for s in encodable])) if has_status else new
+    vectors: dict[str, np.ndarray] = {}  # reuse value -> vector
+    if reuse_by and encodable_rows.height:
+        vectors = _vectors_by(table, scope, reuse_by, set(encodable_rows[reuse_by]))
+    to_compute = encodable_rows.filter(~pl.col(reuse_by).is_in(list(vectors))).unique(reuse_by, keep="first", maintain_order=True) \
+        if reuse_by else encodable_rows
+    reused = encodable_rows.height - encodable_rows.filter(~pl.col(reuse_by).is_in(list(vectors))).height if reuse_by else 0
+
+    results: dict[str, Embedded] = {}  # key (or reuse value) -> result
+    seconds = 0.0
+    if to_compute.height:
+        encoder = load()
+        if encoder.dim != table.vector_dim:
+            table = table.for_vectors(encoder.dim, log=warn or log)
+            stored, held, changed = _stored(table, scope, ["key"]), set(), []
+            new, stale = wanted, []
+            encodable_rows = new.filter(pl.col("status").is_in([str(s) for s in encodable])) if has_status else new
+            to_compute = encodable_rows.unique(reuse_by, keep="first", maintain_order=True) if reuse_by else encodable_rows
+            vectors, reused = {}, 0
+        start = time.perf_counter()
+        ident = reuse_by or "key"
+        for begin in range(0, to_compute.height, chunk):
+            rows = to_compute.slice(begin, chunk)
+            out = encode(encoder, rows)
+            if len(out) != rows.height:
+                raise RuntimeError(f"{table.schema.name}: the encoder gave {len(out)} results for {rows.height} rows")
+            results.update(zip(rows[ident], out))
+            log(f"{table.schema.name}: embedded {min(begin + chunk, to_compute.height)}/{to_compute.height}")
+        seconds = time.perf_counter() - start
+
+    def result_of(row: dict) -> Embedded | None:
+        if reuse_by:
+            value = row[reuse_by]
+            if value in vectors:
+                return Embedded(vectors[value])
+            return results.get(value)
+        return results.get(row["key"])
+
+    dim = table.vector_dim
+    frames = []
+    if new.height:
+        frames.append(_new_rows(table, new, result_of, has_status))
+    if changed:
+        kept = pl.from_arrow(table.read_arrow(where=scope)).filter(pl.col("key").is_in(changed))
+        fresh = wanted.filter(pl.col("key").is_in(changed)).select("key", *attributes)
+        kept = kept.drop(*attributes).join(fresh, on="key").select(table.schema.schema.names)
+        frames.append(kept)
+    version = None
+    if frames or stale:
+        frame = pl.concat([f.cast(frames[0].schema) for f in frames]) if frames else \
+            pl.from_arrow(table.schema.schema.empty_table())
+        if stale and frame.height == 0:
+            version = table.delete(_keys_predicate(stale, scope, stored.height), tag=tag)
+        elif stale:
+            version = table.replace_where(frame, _keys_predicate(stale, scope, stored.height), tag=tag)
+        else:
+            version = table.upsert(frame, tag=tag)
+        if "speaker" in columns:
+            table.ensure_scalar_index("speaker")  # BITMAP: exact prefiltered search by speaker
+
+    # the scope as the table now holds it: statuses the encoder gave, attributes as refreshed
+    rows = _stored(table, scope, columns)
+    return SyncResult(
+        rows=rows,
+        computed=to_compute.height,
+        reused=reused,
+        added=new.height,
+        updated=len(changed),
+        deleted=len(stale),
+        failed=sum(r.vector is None for r in results.values()),
+        seconds=seconds,
+        version=version,
+        dim=dim,
+    )
+
+
+def _stored(table: LanceTable, scope: str, columns: list[str]):
+    import polars as pl
+
+    names = table.schema.schema.names
+    columns = list(dict.fromkeys(c for c in columns if c in names))
+    if not table.exists():
+        return pl.from_arrow(table.schema.schema.empty_table().select(columns))
+    return pl.from_arrow(table.read_arrow(where=scope, columns=columns))
+
+
+def _vectors_by(table: LanceTable, scope: str, column: str, values: set[str]) -> dict[str, np.ndarray]:
+    """value of `column` -> a stored vector of an ok row of the scope with that value."""
+    if not values or not table.exists():
+        return {}
+    where = f"({scope}) AND {sql_in(column, sorted(values))}"
+    if "status" in table.schema.schema.names:
+        where += f" AND status = {sql_quote(Status.OK)}"
+    found = table.read_arrow(where=where, columns=[column, VECTOR])
+    if found.num_rows == 0:
+        return {}
+    dim = found.schema.field(VECTOR).type.list_size
+    matrix = found.column(VECTOR).combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    return dict(zip(found.column(column).to_pylist(), matrix))
+
+
+def _new_rows(table: LanceTable, new, result_of, has_status: bool):
+    """The new rows as the table stores them: the encoder's vector (or status), else the
+    upstream status with a zero vector."""
+    import polars as pl
+
+    schema = table.schema.schema
+    dim = table.vector_dim
+    own = [f.name for f in schema if f.name not in new.columns and f.name not in ("status", "reason", VECTOR)]
+    statuses, reasons, matrix = [], [], np.zeros((new.height, dim), np.float32)
+    extras: dict[str, list] = {c: [] for c in own}
+    for i, row in enumerate(new.iter_rows(named=True)):
+        status = row.get("status", Status.OK)
+        reason = row.get("reason", "")
+        result = result_of(row)
+        if result is not None:
+            if result.vector is not None:
+                matrix[i] = np.asarray(result.vector, np.float32)
+            else:
+                status, reason = str(result.status), result.reason
+            for c in own:
+                extras[c].append(result.extras.get(c))
+        else:
+            if has_status and status == Status.OK:
+                raise RuntimeError(f"{table.schema.name}: no vector for encodable row {row['key']}")
+            if not has_status:
+                raise RuntimeError(f"{table.schema.name}: no vector for row {row['key']}")
+            for c in own:
+                extras[c].append(None)
+        statuses.append(str(status))
+        reasons.append(reason or "")
+    frame = new.with_columns(
+        *(pl.Series(c, values, dtype=_polars_type(schema.field(c).type)) for c, values in extras.items()),
+        *([pl.Series("status", statuses, dtype=pl.String)] if "status" in schema.names else []),
+        *([pl.Series("reason", reasons, dtype=pl.String)] if "reason" in schema.names else []),
+        pl.Series(VECTOR, matrix, dtype=pl.Array(pl.Float32, dim)),
+    )
+    return frame.select(schema.names)
+
+
+def _keys_predicate(stale: list[str], scope: str, stored: int) -> str:
+    """The rows to delete: the whole scope when none of it stays, else the stale keys."""
+    if len(stale) == stored:
+        return scope
+    return sql_in("key", stale)
+
+
+def _polars_type(arrow_type):
+    import polars as pl
+    import pyarrow as pa
+
+    return pl.from_arrow(pa.array([], type=arrow_type)).dtype
