@@ -63,6 +63,9 @@ def png_markdown(figure) -> dg.MetadataValue:
     """A matplotlib figure as inline Markdown the Dagster UI shows as a picture."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)  # many materializations in one process: free each figure once shown
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return dg.MetadataValue.md(f"![figure](data:image/png;base64,{encoded})")
 

@@ -191,3 +191,29 @@ class ZeroShotResource(dg.ConfigurableResource):
     def fingerprint(self) -> str:
         blob = json.dumps(self.model_dump(), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+DEFAULT_MODALITY_SETS = [["text"], ["text", "speaker"], ["text", "face"], ["text", "speaker", "face"]]
+
+
+class TrainingResource(dg.ConfigurableResource):
+    """The training grid (`[training]`): what is trained on which features, how, and with which
+    seeds. One training asset per (target, feature set, modality subset), partitioned by model x
+    seed; `[training.models.<name>]` tables hold each model's hyperparameters."""
+
+    targets: list[str] = Field(default_factory=lambda: ["emotion"], description="What the grid predicts: `emotion` (MELD's seven) and/or `sentiment` (negative, neutral, positive).")
+    feature_sets: list[str] = Field(default_factory=lambda: ["official"], description="Which text the `text` modality embeds: `official` (the CSV's transcripts, text_embeddings) and/or `whisper` (Whisper's re-transcripts, whisper_text_embeddings).")
+    modality_sets: list[list[str]] = Field(default_factory=lambda: [list(m) for m in DEFAULT_MODALITY_SETS], description="Modality subsets, each a list of text, speaker (speaker_embeddings), asr (asr_embeddings), face (speaking_faces).")
+    models: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"concat_mlp": {}, "context_gru": {}}, description="Grid name -> hyperparameters of a registered model (`emostore models` lists them); `model = \"<registered name>\"` inside the table trains a variant under another name.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Seeds; each (model, seed) is one partition of every training asset.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Training options for every cell (models.train.TrainOptions: epochs, lr, weight_decay, batch_dialogues, patience, class_weights, focal_gamma, label_smoothing, grad_clip, holdout_fraction).")
+
+    def model_entry(self, name: str) -> tuple[str, dict[str, Any]]:
+        """(registered model name, hyperparameters) of the grid's model `name`."""
+        params = dict(self.models[name])
+        return params.pop("model", name), params
+
+    def fingerprint(self) -> str:
+        """Models and options: the seeds, targets and subsets name partitions and assets."""
+        blob = json.dumps({"models": self.models, "options": self.options}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -288,6 +288,95 @@ def prune(
                 typer.echo(f"{name}: removed {len(removed)} old versions")
 
 
+# -- training ----------------------------------------------------------------------------------
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json.")]
+
+
+@app.command()
+def report(
+    split: Annotated[str, typer.Option(help="Split whose metrics are shown (models are selected on dev).")] = "dev",
+    fmt: FormatOpt = "table",
+) -> None:
+    """The training grid as the papers tabulate it: accuracy and weighted F1 per model and modality
+    subset, mean ± sample std over seeds (seed count in brackets)."""
+    settings = _settings()
+    from assets.training.report import FORMATS, render, report_frame
+    from storage import Store
+
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}")
+    summary = report_frame(Store(settings.store.root), split)
+    if summary.is_empty():
+        _fail(f"no training results for split {split!r} in {settings.store.root}: run `emostore update 'group:training'`", code=1)
+    typer.echo(render(summary, fmt, split))
+
+
+@app.command()
+def predictions(
+    cell: Annotated[str, typer.Argument(help="Cell id, e.g. emotion.official.text.context_gru.s0 (see `emostore report --format json`).")],
+    split: Annotated[str, typer.Option(help="Split to write.")] = "dev",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv (MELD's layout: Dialogue_ID, Utterance_ID, Prediction) or table (with labels and probabilities).")] = "csv",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: standard output).")] = None,
+) -> None:
+    """The stored predictions of a cell's dev-selected model, in MELD's layout for scoring elsewhere."""
+    settings = _settings()
+    from assets.training.report import cell_predictions, meld_layout
+    from storage import Store
+
+    try:
+        frame = cell_predictions(Store(settings.store.root), cell)
+        _write_frame(meld_layout(frame, split) if fmt == "csv" else frame, fmt, out)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0]))
+
+
+@app.command()
+def predict(
+    cell: Annotated[str, typer.Argument(help="Cell id whose checkpoint to apply.")],
+    split: Annotated[str, typer.Option(help="Split to write.")] = "dev",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="CSV file to write (default: standard output).")] = None,
+) -> None:
+    """Apply a cell's checkpoint to the feature rows the store holds now (at the fingerprints it was
+    trained on) and write MELD-layout predictions."""
+    settings = _settings()
+    from assets.training.report import meld_layout, predict_current
+    from storage import Store
+
+    try:
+        _write_frame(meld_layout(predict_current(Store(settings.store.root), cell), split), "csv", out)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0]))
+
+
+def _write_frame(frame, fmt: str, out: Optional[Path]) -> None:
+    if fmt == "csv":
+        text = frame.write_csv()
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=30, fmt_str_lengths=40, tbl_width_chars=160):
+            text = str(frame)
+    if out:
+        out.write_text(text)
+        typer.echo(f"{frame.height} rows -> {out}", err=True)
+    else:
+        typer.echo(text.rstrip("\n"))
+
+
+@app.command()
+def models() -> None:
+    """The registered trainable models and their hyperparameters (for [training.models.<name>])."""
+    import dataclasses
+
+    from models.fusion import MODELS, load_models
+
+    load_models()
+    for name, entry in sorted(MODELS.items()):
+        fields = [f for f in dataclasses.fields(entry.config) if f.name not in ("modalities", "n_classes", "n_speakers")]
+        typer.echo(f"{name}: {entry.description}")
+        typer.echo("    " + ", ".join(f"{f.name}={f.default!r}" for f in fields))
+
+
 # -- configuration -----------------------------------------------------------------------------
 @app.command()
 def config(

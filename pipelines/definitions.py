@@ -9,13 +9,15 @@ from assets.versioning import with_upstream_fingerprints
 from pipelines.resources import build_resources
 from pipelines.settings import Settings, load_settings
 
-DOMAINS = (corpora, meld, audio, text, vision, training)
+DOMAINS = (corpora, meld, audio, text, vision)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    resources = build_resources(settings or load_settings())
+    settings = settings or load_settings()
+    resources = build_resources(settings)
     merged = dg.Definitions.merge(
         *(domain.defs for domain in DOMAINS),
+        training.definitions(settings.training),  # the grid follows [training]
         dg.Definitions(
             resources=resources,
             executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),

@@ -19,5 +19,6 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "faces": settings.faces,
         "gallery": settings.gallery.for_store(settings.store.root),
         "zero_shot": settings.zero_shot,
+        "training": settings.training,
         **settings.encoders,
     }

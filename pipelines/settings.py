@@ -27,6 +27,7 @@ from assets.resources import (
     StoreResource,
     TextTrainingResource,
     ThresholdsResource,
+    TrainingResource,
     ZeroShotResource,
 )
 from storage import uris
@@ -97,6 +98,7 @@ class Settings:
     faces: FacesResource
     gallery: GalleryResource
     zero_shot: ZeroShotResource
+    training: TrainingResource
     demo: DemoSettings
     dagster: DagsterSettings
 
@@ -120,6 +122,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "faces": FacesResource,
     "gallery": GalleryResource,
     "zero_shot": ZeroShotResource,
+    "training": TrainingResource,
     "demo": DemoSettings,
     "dagster": DagsterSettings,
 }

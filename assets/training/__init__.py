@@ -1,5 +1,10 @@
-"""Assets of the training domain."""
+"""Assets of the training domain: the grid of cells (`grid.py`), built from `[training]`."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from assets.resources import TrainingResource
+from assets.training.grid import grid_assets
+
+
+def definitions(training: TrainingResource) -> dg.Definitions:
+    return dg.Definitions(assets=grid_assets(training))

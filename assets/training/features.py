@@ -1,0 +1,68 @@
+"""Which stored table, encoder and fingerprint each modality of the training grid reads.
+
+The fingerprint is the one the feature asset writes for the configured encoder (its spec with
+the asset's transform version), so a cell reads exactly the rows of the current encoders, and
+its code version carries those encoders' fingerprints (`assets/versioning.py`): swapping the
+face embedder marks the cells that read faces stale and leaves text-only cells fresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from storage.dataset import FeatureSource
+
+
+@dataclasses.dataclass(frozen=True)
+class Modality:
+    """One modality of a feature set: its table, the asset writing it, and its encoder spec."""
+
+    table: str
+    resources: tuple[str, ...]  # the encoder resources the rows depend on (first: the table's own)
+    spec: Callable[[Any], Any]  # the resource -> the spec whose fingerprint the table's rows carry
+
+
+def _text_spec(text):
+    from assets.text.embeddings import TEXT_EMBEDDING_VERSION
+
+    return text.spec().with_transform(TEXT_EMBEDDING_VERSION)
+
+
+def _speaker_spec(speaker):
+    from assets.audio.embeddings import SPEAKER_VERSION
+
+    return speaker.spec().with_transform(SPEAKER_VERSION)
+
+
+def _asr_spec(asr):
+    from models.encoders.asr_embedding import EMBEDDING_VERSION
+
+    return asr.spec().with_transform(f"embedding-{EMBEDDING_VERSION}")
+
+
+def _face_spec(face_embedder):
+    from assets.vision.embeddings import embedder_spec
+
+    return embedder_spec(face_embedder)
+
+
+# feature set -> modality -> where its vectors are
+FEATURE_SETS: dict[str, dict[str, Modality]] = {
+    feature_set: {
+        "text": Modality(text_table, ("text",), _text_spec),
+        "speaker": Modality("speaker_embeddings", ("speaker",), _speaker_spec),
+        "asr": Modality("asr_embeddings", ("asr",), _asr_spec),
+        "face": Modality("speaking_faces", ("face_embedder",), _face_spec),
+    }
+    for feature_set, text_table in (("official", "text_embeddings"), ("whisper", "whisper_text_embeddings"))
+}
+
+
+def feature_source(feature_set: str, modality: str, resources: Mapping[str, Any]) -> FeatureSource:
+    """The stored rows `modality` of `feature_set` reads, for the configured encoders."""
+    found = FEATURE_SETS[feature_set][modality]
+    spec = found.spec(resources[found.resources[0]])
+    return FeatureSource(modality=modality, table=found.table, fingerprint=spec.fingerprint(),
+                         encoder=spec.encoder(), label=spec.label)
