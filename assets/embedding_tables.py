@@ -24,8 +24,29 @@ def code_version(transform: str) -> str:
     return f"{transform}.{SYNC_VERSION}"
 
 
-def coverage_check(name: str, description: str, blocking: bool = False, asset: str | None = None) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+def embedding_asset(*, group: str, deps: Sequence[Any], transform: str, check: str, check_description: str,
+                    partitioned: bool = False, blocking: bool = False, description: str | None = None,
+                    name: str | None = None, resources: set[str] | None = None):
+    """The decorator every embedding asset shares: its group and deps, the code version of its
+    transform, the inference pool, the MELD splits when `partitioned`, and its coverage check."""
+    from assets.partitions import meld_splits
+
+    def decorate(fn):
+        asset = name or fn.__name__
+        return dg.asset(
+            name=asset,
+            required_resource_keys=resources,
+            partitions_def=meld_splits if partitioned else None,
+            group_name=group,
+            deps=list(deps),
+            code_version=code_version(transform),
+            pool="inference",
+            description=description,
+            check_specs=[dg.AssetCheckSpec(check, asset=asset, description=check_description,
+                                           blocking=blocking)],
+        )(fn)
+
+    return decorate
 
 
 def sync_embeddings(

@@ -14,8 +14,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.audio.clips import clip_inputs, loaded
-from assets.embedding_tables import code_version, coverage_check, sync_embeddings
-from assets.partitions import meld_splits
+from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.resources import EncoderResource, StoreResource
 from models.encoders.asr_embedding import EMBEDDING_VERSION
 from storage import Status, row_key
@@ -36,9 +35,11 @@ def utterance_frame(rows: list[dict[str, Any]], payload: str):
     return pl.DataFrame([{c: r[c] for c in columns} for r in rows], schema={c: pl.String for c in columns})
 
 
-def embedded_check(asset: str) -> dg.AssetCheckSpec:
-    return coverage_check(EMBEDDED_CHECK, "Exactly one row per utterance of the split for the current encoder "
-                          "(a vector or a status).", asset=asset)
+def utterance_embedding_asset(group: str, deps: list[str], transform: str):
+    """An embedding asset of MELD utterances: one row per utterance of each split."""
+    return embedding_asset(group=group, deps=deps, transform=transform, partitioned=True, check=EMBEDDED_CHECK,
+                           check_description="Exactly one row per utterance of the split for the current "
+                                             "encoder (a vector or a status).")
 
 
 def wanted_rows(store, split: str, fingerprint: str, log):
@@ -95,14 +96,7 @@ def clip_embeddings(context, store: StoreResource, registered, spec, load, embed
     )
 
 
-@dg.asset(
-    partitions_def=meld_splits,
-    group_name="audio",
-    deps=["clip_audio", "meld_utterances"],
-    code_version=code_version(SPEAKER_VERSION),
-    pool="inference",
-    check_specs=[embedded_check("speaker_embeddings")],
-)
+@utterance_embedding_asset("audio", ["clip_audio", "meld_utterances"], SPEAKER_VERSION)
 def speaker_embeddings(context: AssetExecutionContext, store: StoreResource, speaker: EncoderResource) -> dg.MaterializeResult:
     """Speaker-recognition embedding of every clip of one split (configured `[encoders.speaker]`)."""
     from models.encoders.speaker import load_speaker
@@ -120,14 +114,7 @@ def load_asr_embedder(spec):
     return AsrEmbedder(load_asr(spec))
 
 
-@dg.asset(
-    partitions_def=meld_splits,
-    group_name="audio",
-    deps=["clip_audio", "meld_utterances"],
-    code_version=code_version(EMBEDDING_VERSION),
-    pool="inference",
-    check_specs=[embedded_check("asr_embeddings")],
-)
+@utterance_embedding_asset("audio", ["clip_audio", "meld_utterances"], EMBEDDING_VERSION)
 def asr_embeddings(context: AssetExecutionContext, store: StoreResource, asr: EncoderResource) -> dg.MaterializeResult:
     """Whisper-encoder embedding of every clip of one split (configured `[encoders.asr]`)."""
     spec = asr.spec().with_transform(f"embedding-{EMBEDDING_VERSION}")

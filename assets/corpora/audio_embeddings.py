@@ -17,9 +17,8 @@ import dagster as dg
 import numpy as np
 
 from assets.corpora.audio_items import ravdess_performance
-from assets.corpora.corpus_embeddings import item_check, items_with_folds, keyed, media_hashes, sync_corpora
+from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, media_hashes, sync_corpora
 from assets.corpora.scan import AUDIO_SUFFIXES
-from assets.embedding_tables import code_version
 from assets.resources import CorporaResource, EncoderResource, StoreResource
 from storage.embedding_sync import Embedded
 from storage.schemas.unimodal import AUDIO_CORPORA, DIALOGUE_CORPORA
@@ -109,29 +108,21 @@ def _load_asr(spec):
 _DEPS = [*(f"{c}_items" for c in SPEECH_CORPORA), "corpus_folds"]
 
 
-@dg.asset(
-    group_name="corpora",
-    deps=_DEPS,
-    code_version=code_version(AUDIO_EMBEDDINGS_CODE_VERSION),
-    pool="inference",
-    description="Speaker-encoder vectors of the audio corpora's and IEMOCAP's speech, with corpus, "
-                "speaker, fold and labels (Lance, incremental).",
-    check_specs=[item_check("corpus_speaker_embeddings", "audio item")],
-)
-def corpus_speaker_embeddings(context, store: StoreResource, corpora: CorporaResource,
-                              speaker: EncoderResource) -> dg.MaterializeResult:
-    return embed_audio(context, "speaker", store, corpora, speaker, _load_speaker)
+def speech_embeddings(role: str, load, description: str) -> dg.AssetsDefinition:
+    """`corpus_<role>_embeddings`: the `role` encoder (speaker or asr) over the corpora's speech."""
+
+    @corpus_embedding_asset(_DEPS, AUDIO_EMBEDDINGS_CODE_VERSION, "audio item", description,
+                            name=f"corpus_{role}_embeddings", resources={"store", "corpora", role})
+    def embeddings(context) -> dg.MaterializeResult:
+        found = context.resources
+        return embed_audio(context, role, found.store, found.corpora, getattr(found, role), load)
+
+    return embeddings
 
 
-@dg.asset(
-    group_name="corpora",
-    deps=_DEPS,
-    code_version=code_version(AUDIO_EMBEDDINGS_CODE_VERSION),
-    pool="inference",
-    description="Whisper-encoder vectors (mean over the clip's frames) of the audio corpora's and "
-                "IEMOCAP's speech, with corpus, speaker, fold and labels (Lance, incremental).",
-    check_specs=[item_check("corpus_asr_embeddings", "audio item")],
-)
-def corpus_asr_embeddings(context, store: StoreResource, corpora: CorporaResource,
-                          asr: EncoderResource) -> dg.MaterializeResult:
-    return embed_audio(context, "asr", store, corpora, asr, _load_asr)
+corpus_speaker_embeddings = speech_embeddings(
+    "speaker", _load_speaker, "Speaker-encoder vectors of the audio corpora's and IEMOCAP's speech, with corpus, "
+                              "speaker, fold and labels (Lance, incremental).")
+corpus_asr_embeddings = speech_embeddings(
+    "asr", _load_asr, "Whisper-encoder vectors (mean over the clip's frames) of the audio corpora's and IEMOCAP's "
+                      "speech, with corpus, speaker, fold and labels (Lance, incremental).")

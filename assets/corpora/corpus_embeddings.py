@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from assets.embedding_tables import sync_embeddings
+from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.resources import StoreResource
 from models.spec import ModelSpec
 from storage import row_key
@@ -86,6 +86,8 @@ def sync_corpora(context, store: StoreResource, kind: str, wanted, spec: ModelSp
                            count_by=count_by, extra_metadata=extra_metadata, chunk=chunk)
 
 
-def item_check(asset: str, what: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name=ITEM_CHECK, asset=asset,
-                             description=f"Every {what} with a fold has one row for the current encoder.")
+def corpus_embedding_asset(deps: Sequence[str], transform: str, what: str, description: str, **named):
+    """An embedding asset of corpus items: one row per item with a fold, for the current encoder."""
+    return embedding_asset(group="corpora", deps=deps, transform=transform, description=description,
+                           check=ITEM_CHECK, **named,
+                           check_description=f"Every {what} with a fold has one row for the current encoder.")

@@ -7,8 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import numpy as np
 
-from assets.corpora.corpus_embeddings import item_check, items_with_folds, keyed, sync_corpora
-from assets.embedding_tables import code_version
+from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, sync_corpora
 from assets.resources import EncoderResource, StoreResource
 from storage import content_hash
 from storage.embedding_sync import Embedded
@@ -32,15 +31,9 @@ def encode_turns(encoder, rows) -> list[Embedded]:
             for t in texts]
 
 
-@dg.asset(
-    group_name="corpora",
-    deps=["iemocap_items", "corpus_folds"],
-    code_version=code_version(DIALOGUE_TEXT_CODE_VERSION),
-    pool="inference",
-    description="Sentence vectors of IEMOCAP's turn transcripts, with speaker, session fold, category "
-                "and valence/arousal/dominance (Lance, incremental).",
-    check_specs=[item_check("iemocap_text_embeddings", "IEMOCAP turn")],
-)
+@corpus_embedding_asset(["iemocap_items", "corpus_folds"], DIALOGUE_TEXT_CODE_VERSION, "IEMOCAP turn",
+                        "Sentence vectors of IEMOCAP's turn transcripts, with speaker, session fold, category "
+                        "and valence/arousal/dominance (Lance, incremental).")
 def iemocap_text_embeddings(context, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
     from models.encoders.sentence import SentenceEncoder
 

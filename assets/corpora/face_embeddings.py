@@ -22,10 +22,9 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from assets.corpora.corpus_embeddings import item_check, items_with_folds, keyed, media_hashes, sync_corpora
+from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, media_hashes, sync_corpora
 from assets.corpora.face_items import fer2013_images
 from assets.corpora.scan import VIDEO_SUFFIXES
-from assets.embedding_tables import code_version
 from assets.resources import CorporaResource, EncoderResource, FacesResource, StoreResource
 from storage.embedding_sync import Embedded
 from storage.schemas.unimodal import FACE_CORPORA
@@ -172,15 +171,10 @@ def wanted_faces(store: StoreResource, corpora: CorporaResource, fingerprint: st
     return keyed(items, input_hashes, fingerprint), roots, fer
 
 
-@dg.asset(
-    group_name="corpora",
-    deps=[*(f"{c}_items" for c in IMAGE_CORPORA), "corpus_folds"],
-    code_version=code_version(FACE_EMBEDDINGS_CODE_VERSION),
-    pool="inference",
-    description="Face-embedder vectors of the face corpora's images and RAVDESS's videos (detected "
-                "faces, or whole published crops), with corpus, subject, fold and labels (Lance, incremental).",
-    check_specs=[item_check("corpus_face_embeddings", "image or video item")],
-)
+@corpus_embedding_asset([*(f"{c}_items" for c in IMAGE_CORPORA), "corpus_folds"], FACE_EMBEDDINGS_CODE_VERSION,
+                        "image or video item",
+                        "Face-embedder vectors of the face corpora's images and RAVDESS's videos (detected faces, "
+                        "or whole published crops), with corpus, subject, fold and labels (Lance, incremental).")
 def corpus_face_embeddings(context, store: StoreResource, corpora: CorporaResource, faces: FacesResource,
                            face_detector: EncoderResource, face_embedder: EncoderResource) -> dg.MaterializeResult:
     # The vectors depend on the detector and the crop options as much as on the embedder; the

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.corpora.text_items import TEXT_ITEM_ASSETS
-from assets.embedding_tables import code_version, sync_embeddings
+from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.resources import EncoderResource, StoreResource
 from storage import content_hash, row_key
 from storage.embedding_sync import Embedded, sql_and
@@ -62,17 +62,10 @@ def encode_texts(encoder, rows) -> list[Embedded]:
     return [Embedded(v) for v in encoder.encode(rows["text"].to_list())]
 
 
-@dg.asset(
-    group_name="corpora",
-    deps=list(TEXT_ITEM_ASSETS.values()),
-    code_version=code_version(EMBEDDINGS_CODE_VERSION),
-    pool="inference",
-    description="Sentence embeddings of the text corpora (configured text encoder), incremental, in Lance.",
-    check_specs=[dg.AssetCheckSpec(
-        name="every_item_embedded", asset="text_corpus_embeddings",
-        description="Every item to embed has exactly one row for the current encoder, of unit length.",
-    )],
-)
+@embedding_asset(group="corpora", deps=list(TEXT_ITEM_ASSETS.values()), transform=EMBEDDINGS_CODE_VERSION,
+                 check="every_item_embedded",
+                 check_description="Every item to embed has exactly one row for the current encoder, of unit length.",
+                 description="Sentence embeddings of the text corpora (configured text encoder), incremental, in Lance.")
 def text_corpus_embeddings(context, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
     """Equal texts (another item, a relabelled row) are embedded once and share the vector."""
     from models.encoders.sentence import SentenceEncoder

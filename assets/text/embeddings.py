@@ -14,9 +14,8 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from assets.audio.clips import read_split
-from assets.audio.embeddings import EMBEDDED_CHECK, embedded_check, utterance_frame
-from assets.embedding_tables import code_version, sync_embeddings
-from assets.partitions import meld_splits
+from assets.audio.embeddings import EMBEDDED_CHECK, utterance_embedding_asset, utterance_frame
+from assets.embedding_tables import sync_embeddings
 from assets.resources import EncoderResource, StoreResource
 from storage import Status, content_hash, row_key
 from storage.embedding_sync import Embedded, sql_and
@@ -88,27 +87,13 @@ def embed_texts(context, store: StoreResource, registered, text: EncoderResource
     )
 
 
-@dg.asset(
-    partitions_def=meld_splits,
-    group_name="text",
-    deps=["meld_utterances"],
-    code_version=code_version(TEXT_EMBEDDING_VERSION),
-    pool="inference",
-    check_specs=[embedded_check("text_embeddings")],
-)
+@utterance_embedding_asset("text", ["meld_utterances"], TEXT_EMBEDDING_VERSION)
 def text_embeddings(context: AssetExecutionContext, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
     """Sentence embedding of every utterance's official transcript (configured `[encoders.text]`)."""
     return embed_texts(context, store, TEXT_EMBEDDINGS, text, official_rows)
 
 
-@dg.asset(
-    partitions_def=meld_splits,
-    group_name="text",
-    deps=["transcripts", "meld_utterances"],
-    code_version=code_version(TEXT_EMBEDDING_VERSION),
-    pool="inference",
-    check_specs=[embedded_check("whisper_text_embeddings")],
-)
+@utterance_embedding_asset("text", ["transcripts", "meld_utterances"], TEXT_EMBEDDING_VERSION)
 def whisper_text_embeddings(context: AssetExecutionContext, store: StoreResource,
                             text: EncoderResource) -> dg.MaterializeResult:
     """Sentence embedding of every clip's Whisper transcript (configured `[encoders.text]`)."""

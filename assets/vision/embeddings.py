@@ -12,9 +12,8 @@ speaker label, with a BITMAP index on it for exact per-speaker queries.
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from assets.embedding_tables import code_version, sync_embeddings
+from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.meld.utterances import meld_utterances
-from assets.partitions import meld_splits
 from assets.resources import EncoderResource, FacesResource, StoreResource
 from assets.vision.detections import face_detections, read_partition
 from storage import LanceTable, Store, row_key
@@ -50,17 +49,9 @@ def embed_crops(embedder, rows) -> list[Embedded]:
     return [Embedded(v) for v in vectors]
 
 
-@dg.asset(
-    partitions_def=meld_splits,
-    group_name="vision",
-    deps=[face_detections, meld_utterances],
-    code_version=code_version(EMBEDDINGS_VERSION),
-    pool="inference",
-    check_specs=[
-        dg.AssetCheckSpec("every_accepted_face_embedded", asset="face_embeddings", blocking=True,
-                          description="Each accepted face crop of the split has exactly one vector."),
-    ],
-)
+@embedding_asset(group="vision", deps=[face_detections, meld_utterances], transform=EMBEDDINGS_VERSION,
+                 partitioned=True, check="every_accepted_face_embedded", blocking=True,
+                 check_description="Each accepted face crop of the split has exactly one vector.")
 def face_embeddings(
     context: AssetExecutionContext, store: StoreResource, face_embedder: EncoderResource, faces: FacesResource
 ) -> dg.MaterializeResult:
