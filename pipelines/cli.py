@@ -296,19 +296,36 @@ FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, markdown,
 def report(
     split: Annotated[str, typer.Option(help="Split whose metrics are shown (models are selected on dev).")] = "dev",
     fmt: FormatOpt = "table",
+    baseline: Annotated[str, typer.Option(help="Model each row's others are compared with (paired bootstrap on weighted F1); '' for none.")] = "concat_mlp",
+    compare: Annotated[Optional[tuple[str, str]], typer.Option("--compare", help="CELL_A CELL_B: weighted F1 of B minus A with a 95% paired bootstrap interval (a cell id without .sN pairs every seed).")] = None,
+    by: Annotated[str, typer.Option(help="Bootstrap resampling unit: utterance or dialogue.")] = "utterance",
 ) -> None:
     """The training grid as the papers tabulate it: accuracy and weighted F1 per model and modality
-    subset, mean ± sample std over seeds (seed count in brackets)."""
+    subset, mean ± sample std over seeds (seed count in brackets), and each model against the
+    row's baseline: the difference in weighted F1 with a 95% paired bootstrap interval."""
     settings = _settings()
-    from assets.training.report import FORMATS, render, report_frame
+    from assets.training.report import FORMATS, baseline_columns, compare as compare_cells, render, report_frame
     from storage import Store
 
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}")
-    summary = report_frame(Store(settings.store.root), split)
+    if by not in ("utterance", "dialogue"):
+        _fail("--by must be utterance or dialogue")
+    store = Store(settings.store.root)
+    if compare:
+        try:
+            found = compare_cells(store, compare[0], compare[1], split, by)
+        except (KeyError, ValueError) as exc:
+            _fail(str(exc.args[0]))
+        typer.echo(f"{compare[1]} minus {compare[0]}, weighted F1 on {split}: {found} "
+                   f"(95% paired bootstrap over {found.groups} {by}s, {found.n} utterances, {found.seeds} seed pair(s); "
+                   f"B not better in {100 * found.p_not_better:.1f}% of resamples)")
+        return
+    summary = report_frame(store, split)
     if summary.is_empty():
         _fail(f"no training results for split {split!r} in {settings.store.root}: run `emostore update 'group:training'`", code=1)
-    typer.echo(render(summary, fmt, split))
+    against = baseline_columns(store, summary, baseline, split) if baseline else None
+    typer.echo(render(summary, fmt, split, against, baseline))
 
 
 @app.command()

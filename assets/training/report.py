@@ -47,11 +47,16 @@ def report_frame(store: Store, split: str = "dev"):
                   "metric"))
 
 
-def paper_table(summary) -> tuple[list[str], list[list[str]]]:
+def paper_table(summary, against: dict[tuple, dict[str, str]] | None = None,
+                baseline: str = "") -> tuple[list[str], list[list[str]]]:
     """(header, rows): a row per (target, feature set, modality subset), columns `model acc` and
-    `model wF1` as `mean ± std (n)` over seeds."""
+    `model wF1` as `mean ± std (n)` over seeds; with `against`, a `model vs baseline` column of
+    the paired difference in weighted F1 and its bootstrap interval."""
     models = sorted(set(summary["model"]))
+    against = against or {}
+    compared = [m for m in models if any(m in v for v in against.values())]
     header = ["target", "text", "modalities"] + [f"{m} {label}" for m in models for label in ("acc", "wF1")]
+    header += [f"{m} vs {baseline}" for m in compared]
     cells: dict[tuple, dict[tuple, str]] = {}
     for r in summary.iter_rows(named=True):
         row = cells.setdefault((r["target"], r["feature_set"], r["modalities"]), {})
@@ -60,12 +65,13 @@ def paper_table(summary) -> tuple[list[str], list[list[str]]]:
     rows = []
     for (target, feature_set, modalities), values in cells.items():
         rows.append([target, feature_set, subset_name(modalities)] + [
-            values.get((m, metric), "-") for m in models for metric in ("accuracy", "weighted_f1")])
+            values.get((m, metric), "-") for m in models for metric in ("accuracy", "weighted_f1")]
+            + [against.get((target, feature_set, modalities), {}).get(m, "-") for m in compared])
     return header, rows
 
 
-def render(summary, fmt: str, split: str) -> str:
-    header, rows = paper_table(summary)
+def render(summary, fmt: str, split: str, against=None, baseline: str = "") -> str:
+    header, rows = paper_table(summary, against, baseline)
     if fmt == "json":
         return json.dumps({"split": split, "columns": header, "rows": rows,
                            "long": summary.to_dicts()}, indent=1)
@@ -141,3 +147,78 @@ def predict_current(store: Store, cell: str):
         "predicted": [data.classes[int(i)] for i in probabilities.argmax(1)],
         "probabilities": probabilities.tolist(),
     })
+
+
+# -- paired comparisons ---------------------------------------------------------------------------
+def _cells_of(store: Store, name: str, predictions) -> dict[int, Any]:
+    """seed -> that cell's predictions; `name` is a cell id, or one without `.sN` for every seed."""
+    import polars as pl
+
+    from assets.training.grid import parse_cell
+
+    parts = name.split(".")
+    if len(parts) == 4:  # every seed of target.feature_set.modalities.model
+        chosen = predictions.filter(pl.col("cell").str.starts_with(name + ".s"))
+    else:
+        parse_cell(name)
+        chosen = predictions.filter(pl.col("cell") == name)
+    if chosen.is_empty():
+        raise KeyError(f"no predictions of {name!r} in {store.root}")
+    return {int(cell.rsplit(".s", 1)[1]): frame for (cell,), frame in chosen.group_by("cell")}
+
+
+def compare(store: Store, a: str, b: str, split: str = "dev", by: str = "utterance", predictions=None):
+    """B minus A in weighted F1 on `split` with a paired bootstrap interval (`models.compare`),
+    over the utterances both scored; seeds paired by number when both name every seed."""
+    import polars as pl
+
+    from models.compare import paired_bootstrap
+
+    if predictions is None:
+        predictions = read_all(store, TRAINING_PREDICTIONS.name)
+    predictions = predictions.filter(pl.col("split") == split)
+    cells_a, cells_b = _cells_of(store, a, predictions), _cells_of(store, b, predictions)
+    if len(cells_a) == 1 and len(cells_b) == 1:
+        pairs = [(next(iter(cells_a.values())), next(iter(cells_b.values())))]
+    else:
+        seeds = sorted(set(cells_a) & set(cells_b))
+        if not seeds:
+            raise KeyError(f"{a} and {b} share no seed")
+        pairs = [(cells_a[s], cells_b[s]) for s in seeds]
+    ids = sorted(set.intersection(*(set(f["id"]) for pair in pairs for f in pair)))
+    if not ids:
+        raise KeyError(f"{a} and {b} scored no common utterance on {split}")
+    order = pl.DataFrame({"id": ids})
+
+    def aligned(frame):
+        return order.join(frame, on="id", how="left")
+
+    first = aligned(pairs[0][0])
+    classes = sorted(set(first["label"]) | {p for pair in pairs for f in pair for p in f["predicted"]})
+    index = {c: i for i, c in enumerate(classes)}
+    y = [index[c] for c in first["label"]]
+    to_index = lambda frame: [index[c] for c in aligned(frame)["predicted"]]  # noqa: E731
+    groups = [i.rsplit("_utt", 1)[0] for i in ids] if by == "dialogue" else None
+    import numpy as np
+
+    return paired_bootstrap(np.array(y), [np.array(to_index(p[0])) for p in pairs],
+                            [np.array(to_index(p[1])) for p in pairs], len(classes),
+                            groups=None if groups is None else np.array(groups))
+
+
+def baseline_columns(store: Store, summary, baseline: str, split: str = "dev") -> dict[tuple, dict[str, str]]:
+    """(target, feature set, modalities) -> model -> `Δ wF1 [CI]` against `baseline` (all seeds)."""
+    predictions = read_all(store, TRAINING_PREDICTIONS.name)
+    out: dict[tuple, dict[str, str]] = {}
+    for (target, feature_set, modalities), rows in summary.group_by("target", "feature_set", "modalities"):
+        models = set(rows["model"])
+        if baseline not in models:
+            continue
+        for model in sorted(models - {baseline}):
+            stem = f"{target}.{feature_set}.{modalities}"
+            try:
+                found = compare(store, f"{stem}.{baseline}", f"{stem}.{model}", split, predictions=predictions)
+            except KeyError:
+                continue
+            out.setdefault((target, feature_set, modalities), {})[model] = str(found)
+    return out
