@@ -27,13 +27,13 @@ class ContextConfig(FusionConfig):
     """`hidden` is the projection size and the GRU's per direction; `dropout` follows the
     projection and precedes the classifier."""
 
-    hidden: int = 256
-    dropout: float = 0.3
-    layers: int = 1  # stacked GRU layers
+    hidden: int = 128
+    dropout: float = 0.5  # frozen sentence vectors overfit within a few epochs
+    layers: int = 2  # stacked GRU layers
     bidirectional: bool = True  # False = causal: utterance t sees utterances 0..t only
     speaker_embedding: int = 0  # size of the learned speaker-identity vector; 0 = none
     residual: bool = True  # the classifier also reads the projected utterance
-    input_dropout: float = 0.1  # on the concatenated input vectors
+    input_dropout: float = 0.0  # on the concatenated input vectors
 
 
 @register("context_gru", ContextConfig, "GRU over the dialogue's projected utterances (bi- or causal), "

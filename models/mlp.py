@@ -18,12 +18,12 @@ from models.fusion import DialogueBatch, FusionConfig, FusionModel, register
 
 @dataclasses.dataclass
 class MLPConfig(FusionConfig):
-    """`hidden` units per layer and `dropout` after each come from FusionConfig."""
+    """`hidden` units per hidden layer, `dropout` after each (FusionConfig's fields, other defaults)."""
 
     hidden: int = 256
-    dropout: float = 0.3
+    dropout: float = 0.1
     layers: int = 1  # hidden layers; 0 = a linear classifier over the concatenation
-    input_dropout: float = 0.1  # on the concatenated input: frozen embeddings overfit fast
+    input_dropout: float = 0.0  # on the concatenated input
 
 
 @register("concat_mlp", MLPConfig, "per-utterance MLP over concatenated modality vectors and presence bits")

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.fusion import IGNORE, MODELS, DialogueBatch, FusionConfig, FusionModel, build_model, config_fields, load_models
-from models.train import (ClassificationLoss, TrainOptions, build_seeded, checkpoint_meta, collate, load_checkpoint,
-                          metrics, predict, save_checkpoint, train)
+from models.train import (ClassificationLoss, TrainOptions, build_seeded, checkpoint_meta, collate, inverse_frequency,
+                          load_checkpoint, metrics, predict, save_checkpoint, train)
 from storage.dataset import FeatureSource, TrainingData
 
 load_models()
@@ -23,6 +23,16 @@ MODALITIES = {"text": 12, "face": 6}  # two modalities, so masking one leaves th
 N_CLASSES = 4
 N_SPEAKERS = 5
 LENGTHS = (5, 3, 1)  # one full dialogue, one padded, one of a single utterance
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and a second thread contending for a busy core slows
+    a small GRU tenfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_params(name: str) -> dict:
@@ -304,3 +314,14 @@ def test_checkpoint_round_trip_gives_identical_predictions(name, tmp_path):
     assert meta["classes"] == list(data.classes) and meta["modalities"] == data.modalities
     assert meta["features"]["text"]["fingerprint"] == "fp-text"
     assert meta["options"] == result.options and meta["metrics"] == result.metrics
+
+
+def test_class_weights_and_option_checks():
+    labels = np.array([0] * 8 + [1] * 2)  # class 2 absent
+    full = inverse_frequency(labels, 3, power=1.0)
+    assert torch.allclose(full, torch.tensor([10 / 24, 10 / 6, 10 / 3]))
+    assert torch.allclose(inverse_frequency(labels, 3, power=0.5), full.sqrt())
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        TrainOptions(holdout_fraction=1.0)
+    with pytest.raises(ValueError, match="at least 1"):
+        TrainOptions(epochs=0)
