@@ -194,6 +194,8 @@ class ZeroShotResource(dg.ConfigurableResource):
 
 
 DEFAULT_MODALITY_SETS = [["text"], ["text", "speaker"], ["text", "face"], ["text", "speaker", "face"]]
+# Every registered model family, at its default hyperparameters (models/fusion.py MODEL_MODULES).
+DEFAULT_MODELS = ("concat_mlp", "context_gru", "kan_mlp", "mamba", "attention", "attention_context", "late_fusion")
 
 
 class TrainingResource(dg.ConfigurableResource):
@@ -204,7 +206,7 @@ class TrainingResource(dg.ConfigurableResource):
     targets: list[str] = Field(default_factory=lambda: ["emotion"], description="What the grid predicts: `emotion` (MELD's seven) and/or `sentiment` (negative, neutral, positive).")
     feature_sets: list[str] = Field(default_factory=lambda: ["official"], description="Which text the `text` modality embeds: `official` (the CSV's transcripts, text_embeddings) and/or `whisper` (Whisper's re-transcripts, whisper_text_embeddings).")
     modality_sets: list[list[str]] = Field(default_factory=lambda: [list(m) for m in DEFAULT_MODALITY_SETS], description="Modality subsets, each a list of text, speaker (speaker_embeddings), asr (asr_embeddings), face (speaking_faces).")
-    models: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"concat_mlp": {}, "context_gru": {}}, description="Grid name -> hyperparameters of a registered model (`emostore models` lists them); `model = \"<registered name>\"` inside the table trains a variant under another name.")
+    models: dict[str, dict[str, Any]] = Field(default_factory=lambda: {m: {} for m in DEFAULT_MODELS}, description="Grid name -> hyperparameters of a registered model (`emostore models` lists them); `model = \"<registered name>\"` inside the table trains a variant under another name.")
     seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Seeds; each (model, seed) is one partition of every training asset.")
     options: dict[str, Any] = Field(default_factory=dict, description="Training options for every cell (models.train.TrainOptions: epochs, lr, weight_decay, batch_dialogues, patience, class_weights, focal_gamma, label_smoothing, grad_clip, holdout_fraction).")
 

@@ -5,6 +5,7 @@ frames (RAVDESS) without Dagster."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import dagster as dg
@@ -28,6 +29,12 @@ def _config(tmp, meld_root, extra: str = "") -> str:
         root = "{meld_root}"
         [gallery]
         review_file = "{tmp / 'face_review.toml'}"
+        [training]
+        modality_sets = [["text"], ["text", "face"]]
+        seeds = [0]
+        options = {{ epochs = 2 }}
+        [training.models.concat_mlp]
+        hidden = 32
         """) + textwrap.dedent(extra))
     return str(path)
 
@@ -47,7 +54,7 @@ def demo(tmp_path_factory, demo_meld_root):
         settings = load_settings(_config(tmp, demo_meld_root))
         defs = build_definitions(settings)
         instance = instance_for(settings)
-        waves = update(defs, instance, "*speaking_faces")
+        waves = update(defs, instance, "*speaking_faces") + update(defs, instance, "*text_embeddings")
         assert all(ok for wave in waves for _, ok, _ in wave)
         yield {"tmp": tmp, "meld": demo_meld_root, "settings": settings, "defs": defs, "instance": instance}
 
@@ -206,6 +213,33 @@ def test_swapping_the_face_embedder_marks_its_downstream_stale_and_nothing_of_au
     # Exactly the assets that embed faces (these, and any face corpus) and their downstream.
     assert {"face_embeddings", "speaker_gallery", "speaking_faces"} <= changed == below
     assert not {name for name in changed if old[name][0] in ("audio", "text", "meld")}
+
+
+@pytest.mark.slow
+def test_swapping_the_face_embedder_marks_training_cells_that_read_faces_stale_and_text_cells_fresh(demo):
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import run, states, targets
+    from pipelines.settings import load_settings
+
+    tmp, instance = demo["tmp"], demo["instance"]
+    defs = build_definitions(load_settings(demo["settings"].source))
+    cells = [dg.AssetKey("train_emotion_official_text"), dg.AssetKey("train_emotion_official_text_face")]
+    done = run(defs, instance, targets(defs, cells))
+    assert all(ok for _, ok, _ in done), done
+    faces = _store(demo).parquet("training_cells").read(partition="emotion.official.text+face.concat_mlp.s0")
+    assert json.loads(faces["features"][0])["face"]["table"] == "speaking_faces"
+    assert json.loads(faces["counts"][0])["masked"]["face"]["train"] >= 1  # utterances without a face stay in
+
+    def cell_states(d):
+        return {s.target.key.to_user_string(): s.state for s in states(d, instance, cells)}
+
+    assert cell_states(defs) == {"train_emotion_official_text": "fresh", "train_emotion_official_text_face": "fresh"}
+    swapped = build_definitions(load_settings(_config(tmp, demo["meld"], """
+        [encoders.face_embedder]
+        backend = "dlib"
+        params = { jitters = 2 }
+        """)))
+    assert cell_states(swapped) == {"train_emotion_official_text": "fresh", "train_emotion_official_text_face": "stale"}
 
 
 # -- frame emotions ----------------------------------------------------------------------------

@@ -72,6 +72,7 @@ def main(config: str | None = None, seed: int | None = None) -> int:
     waves = update(defs, instance, None, progress)
     failed = [str(t) for wave in waves for t, ok, _ in wave if not ok]
     print(summary(settings, time.perf_counter() - start))
+    print(training_report(settings))
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1
@@ -82,6 +83,7 @@ def main(config: str | None = None, seed: int | None = None) -> int:
     print(f"  {prefix} ui        # the Dagster UI: assets, lineage, metadata, staleness")
     print(f"  {prefix} status    # every asset as fresh, stale or missing")
     print(f"  {prefix} tables    # the store's tables and their versions")
+    print(f"  {prefix} report    # the training grid: accuracy and weighted F1 per model and modalities")
     return 0
 
 
@@ -98,6 +100,20 @@ def _emostore_command(base: Path) -> str:
         return os.path.relpath(here, base) if here.is_relative_to(base) else str(here)
     except ValueError:
         return str(here)
+
+
+def training_report(settings) -> str:
+    """The training grid's dev table (as `emostore report` prints it), or why there is none."""
+    from assets.training.report import baseline_columns, render, report_frame
+    from storage import Store
+
+    store = Store(settings.store.root)
+    summary = report_frame(store, "dev")
+    if summary.is_empty():
+        return "\ntraining: no cell trained"
+    against = baseline_columns(store, summary, "concat_mlp")
+    return "\ntraining grid, dev (mean ± std over seeds; models selected on dev):\n" + render(
+        summary, "table", "dev", against, "concat_mlp")
 
 
 def summary(settings, seconds: float) -> str:
