@@ -208,7 +208,8 @@ class TrainingResource(dg.ConfigurableResource):
     modality_sets: list[list[str]] = Field(default_factory=lambda: [list(m) for m in DEFAULT_MODALITY_SETS], description="Modality subsets, each a list of text, speaker (speaker_embeddings), asr (asr_embeddings), face (speaking_faces).")
     models: dict[str, dict[str, Any]] = Field(default_factory=lambda: {m: {} for m in DEFAULT_MODELS}, description="Grid name -> hyperparameters of a registered model (`emostore models` lists them); `model = \"<registered name>\"` inside the table trains a variant under another name.")
     seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Seeds; each (model, seed) is one partition of every training asset.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Training options for every cell (models.train.TrainOptions: epochs, lr, weight_decay, batch_dialogues, patience, class_weights, focal_gamma, label_smoothing, grad_clip, holdout_fraction).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Training options for every cell (models.train.TrainOptions: epochs, lr, weight_decay, batch_dialogues, patience, class_weights, class_weight_power, focal_gamma, label_smoothing, grad_clip, holdout_fraction).")
+    threads: int = Field(default=1, ge=1, description="PyTorch threads per cell: small dialogue models gain little from more, and a second thread fighting for a busy core slowed a GRU epoch tenfold on 2 cores.")
 
     def model_entry(self, name: str) -> tuple[str, dict[str, Any]]:
         """(registered model name, hyperparameters) of the grid's model `name`."""
@@ -217,5 +218,5 @@ class TrainingResource(dg.ConfigurableResource):
 
     def fingerprint(self) -> str:
         """Models and options: the seeds, targets and subsets name partitions and assets."""
-        blob = json.dumps({"models": self.models, "options": self.options}, sort_keys=True, default=str)
+        blob = json.dumps({"models": self.models, "options": self.options}, sort_keys=True, default=str)  # not threads: results do not depend on them
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -134,8 +134,11 @@ def run_cell(context, target: str, feature_set: str, modalities: list[str], mode
     from models.train import TrainOptions, build_seeded, checkpoint_meta, save_checkpoint, train
     from storage.dataset import load_training_data
 
+    import torch
+
     resources = context.resources
     training: TrainingResource = resources.training
+    torch.set_num_threads(training.threads)
     store = resources.store.store()
     cell = cell_id(target, feature_set, modalities, model_name, seed)
     encoders = {key: getattr(resources, key) for r in modalities for key in FEATURE_SETS[feature_set][r].resources}
