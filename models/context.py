@@ -44,7 +44,7 @@ class ContextGRU(FusionModel):
     def __init__(self, config: ContextConfig):
         super().__init__(config)
         assert config.modalities, "the context model needs at least one modality"
-        width = sum(config.modalities.values()) + len(config.modalities)
+        width = self.concatenated_width
         if config.speaker_embedding:
             # index 0 (unknown speaker, padding) stays the zero vector: train has no unknowns
             # to learn it from, and a dev/test speaker never seen in train must add nothing
@@ -67,7 +67,7 @@ class ContextGRU(FusionModel):
         -> logits (B, T, C). Padded positions' logits are meaningless (computed from zeros)."""
         B, T = batch.valid.shape
         assert batch.speaker_id.shape == (B, T), tuple(batch.speaker_id.shape)
-        parts = [*self.inputs(batch).values(), self.presence(batch)]
+        parts = [self.concatenated(batch)]
         if self.config.speaker_embedding:
             parts.append(self.speaker(torch.where(batch.valid, batch.speaker_id, 0)))
         u = self.project(self.input_dropout(torch.cat(parts, dim=-1)))  # (B, T, H)

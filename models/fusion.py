@@ -72,6 +72,15 @@ class FusionModel(nn.Module):
         """`(B, T, M)` float: 1 where modality m is present at a valid position."""
         return torch.stack([(batch.present[m] & batch.valid) for m in self.config.modalities], dim=-1).float()
 
+    @property
+    def concatenated_width(self) -> int:
+        """Size of `concatenated`: every modality's vector, then one presence bit per modality."""
+        return sum(self.config.modalities.values()) + len(self.config.modalities)
+
+    def concatenated(self, batch: DialogueBatch) -> torch.Tensor:
+        """`(B, T, sum D_m + M)`: the masked inputs side by side, then the presence bits."""
+        return torch.cat([*self.inputs(batch).values(), self.presence(batch)], dim=-1)
+
 
 # -- registry -------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)

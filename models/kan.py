@@ -94,7 +94,7 @@ class KANFusion(FusionModel):
     def __init__(self, config: KANConfig):
         super().__init__(config)
         assert config.layers >= 0, config.layers
-        d_in = sum(config.modalities.values()) + len(config.modalities)
+        d_in = self.concatenated_width
         widths = [d_in] + [config.hidden] * config.layers + [config.n_classes]
         self.kan = nn.ModuleList(
             KANLayer(a, b, config.grid_size, config.spline_order) for a, b in zip(widths, widths[1:]))
@@ -102,7 +102,7 @@ class KANFusion(FusionModel):
 
     def forward(self, batch: DialogueBatch) -> torch.Tensor:
         """batch.features[m]: (B, T, D_m) -> logits (B, T, C)."""
-        x = torch.cat([*self.inputs(batch).values(), self.presence(batch)], dim=-1)  # (B, T, sum D_m + M)
+        x = self.concatenated(batch)  # (B, T, sum D_m + M)
         # the spline basis is the costly part: only valid utterances go through, padding gets logits 0
         x = x[batch.valid]  # (n_valid, sum D_m + M)
         for i, layer in enumerate(self.kan):

@@ -188,7 +188,7 @@ class MambaFusion(FusionModel):
 
     def __init__(self, config: MambaConfig):
         super().__init__(config)
-        d_in = sum(config.modalities.values()) + len(config.modalities)
+        d_in = self.concatenated_width
         self.project = nn.Linear(d_in, config.hidden)
         self.blocks = nn.ModuleList(MambaBlock(config) for _ in range(config.layers))
         self.norm = nn.RMSNorm(config.hidden, eps=1e-5)
@@ -197,7 +197,7 @@ class MambaFusion(FusionModel):
 
     def forward(self, batch: DialogueBatch) -> torch.Tensor:
         """batch.features[m]: (B, T, D_m) -> logits (B, T, C)."""
-        x = torch.cat([*self.inputs(batch).values(), self.presence(batch)], dim=-1)  # (B, T, sum D_m + M)
+        x = self.concatenated(batch)  # (B, T, sum D_m + M)
         h = self.dropout(self.project(x))
         reverse_index = reverse_within_lengths(batch.lengths, h.shape[1])
         for block in self.blocks:

@@ -34,7 +34,7 @@ class ConcatMLP(FusionModel):
         super().__init__(config)
         assert config.modalities, "the MLP needs at least one modality"
         # every modality's vector, then one presence bit per modality
-        width = sum(config.modalities.values()) + len(config.modalities)
+        width = self.concatenated_width
         blocks: list[nn.Module] = [nn.Dropout(config.input_dropout)]
         for _ in range(config.layers):
             blocks += [nn.Linear(width, config.hidden), nn.GELU(), nn.Dropout(config.dropout)]
@@ -47,5 +47,5 @@ class ConcatMLP(FusionModel):
 
         Positions are independent, so padding and masked modalities (zeroed by `inputs`) cannot
         reach a valid output."""
-        x = torch.cat([*self.inputs(batch).values(), self.presence(batch)], dim=-1)
+        x = self.concatenated(batch)
         return self.net(x)
