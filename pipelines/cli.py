@@ -84,6 +84,9 @@ def ui(
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    # explicitly: a process started in the background of a script inherits SIGINT as ignored,
+    # and Python then installs no KeyboardInterrupt handler
+    signal.signal(signal.SIGINT, stop)
     try:
         while process.poll() is None and not stopping:
             time.sleep(0.2)
