@@ -54,7 +54,7 @@ root = "{meld}"
 targets = ["emotion", "sentiment"]
 modality_sets = [["text"]]
 seeds = [0]
-options = {{ epochs = 6, patience = 3 }}
+options = {{ epochs = 8, patience = 4, lr = 1e-3, batch_dialogues = 4 }}
 [training.models.concat_mlp]
 hidden = 64
 [training.models.context_gru]
@@ -104,7 +104,11 @@ def test_text_only_cells_train_from_the_store_without_loading_an_encoder(bench, 
                                     for m in ("concat_mlp", "context_gru")}
     assert set(results["split"]) == {"train", "dev"}  # no test CSV: no test metrics, never faked
     dev = results.filter((pl.col("split") == "dev") & (pl.col("metric") == "weighted_f1"))
-    assert dev.height == 4 and dev["value"].is_between(0.2, 1.0).all()
+    assert dev.height == 4
+    for row in dev.iter_rows(named=True):  # every cell beats always answering the commonest dev class
+        labels = store.parquet("training_predictions").read(partition=row["cell"]).filter(pl.col("split") == "dev")["label"]
+        majority = labels.value_counts(sort=True)["count"][0] / labels.len()
+        assert row["value"] > 2 * majority / (1 + majority) * majority, row
     per_class = results.filter((pl.col("cell") == CELL) & (pl.col("metric") == "f1") & (pl.col("split") == "dev"))
     assert sorted(per_class["class"]) == ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 
@@ -112,8 +116,8 @@ def test_text_only_cells_train_from_the_store_without_loading_an_encoder(bench, 
     features = json.loads(cell["features"])
     text_spec = bench["settings"].encoders["text"].spec()
     assert features["text"]["table"] == "text_embeddings" and features["text"]["encoder"] == text_spec.encoder()
-    assert json.loads(cell["params"]) == {"hidden": 64} and json.loads(cell["options"])["epochs"] == 6
-    assert 1 <= cell["best_epoch"] <= cell["epochs_run"] <= 6
+    assert json.loads(cell["params"]) == {"hidden": 64} and json.loads(cell["options"])["epochs"] == 8
+    assert 1 <= cell["best_epoch"] <= cell["epochs_run"] <= 8
     confusion = json.loads(cell["confusion"])["dev"]
     utterances = json.loads(cell["counts"])["utterances"]["dev"]
     assert sum(map(sum, confusion)) == utterances > 200
