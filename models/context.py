@@ -29,11 +29,11 @@ class ContextConfig(FusionConfig):
 
     hidden: int = 128
     dropout: float = 0.5  # frozen sentence vectors overfit within a few epochs
-    layers: int = 2  # stacked GRU layers
+    layers: int = 3  # stacked GRU layers (3: 57.0 dev weighted F1 on MELD text vs 56.9 with 2, same input dropout)
     bidirectional: bool = True  # False = causal: utterance t sees utterances 0..t only
     speaker_embedding: int = 0  # size of the learned speaker-identity vector; 0 = none
     residual: bool = True  # the classifier also reads the projected utterance
-    input_dropout: float = 0.0  # on the concatenated input vectors
+    input_dropout: float = 0.1  # on the concatenated input vectors (0.0: 56.7, 0.1: 56.9, 0.2: 57.0, 0.3: 56.9 on MELD text, 2 layers)
 
 
 @register("context_gru", ContextConfig, "GRU over the dialogue's projected utterances (bi- or causal), "

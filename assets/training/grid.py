@@ -86,21 +86,40 @@ def validate(training: TrainingResource) -> None:
         raise ValueError("[training] needs at least one model and one seed")
 
 
+def resolved_hyperparameters(training: TrainingResource) -> str:
+    """A digest of every grid model's hyperparameters and the options as they resolve (code
+    defaults under the config's values), so a changed default versions the cells too."""
+    import dataclasses
+
+    from models.fusion import MODELS
+    from models.train import TrainOptions
+
+    resolved: dict[str, Any] = {}
+    for name in training.models:
+        registered, params = training.model_entry(name)
+        fields = dataclasses.fields(MODELS[registered].config)
+        resolved[name] = {"model": registered, **{f.name: f.default for f in fields
+                                                  if f.default is not dataclasses.MISSING}, **params}
+    resolved["options"] = {**TrainOptions().as_dict(), **training.options}
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def grid_assets(training: TrainingResource) -> list[dg.AssetsDefinition]:
     validate(training)
+    version = f"{GRID_VERSION}.{resolved_hyperparameters(training)}"
     partitions = dg.MultiPartitionsDefinition({
         "model": dg.StaticPartitionsDefinition(list(training.models)),
         "seed": dg.StaticPartitionsDefinition([str(s) for s in training.seeds]),
     })
     return [
-        cell_asset(target, feature_set, list(modalities), partitions)
+        cell_asset(target, feature_set, list(modalities), partitions, version)
         for target in training.targets
         for feature_set in training.feature_sets
         for modalities in training.modality_sets
     ]
 
 
-def cell_asset(target: str, feature_set: str, modalities: list[str], partitions) -> dg.AssetsDefinition:
+def cell_asset(target: str, feature_set: str, modalities: list[str], partitions, version: str) -> dg.AssetsDefinition:
     name = asset_name(target, feature_set, modalities)
     found = FEATURE_SETS[feature_set]
     tables = [found[m].table for m in modalities]
@@ -112,7 +131,7 @@ def cell_asset(target: str, feature_set: str, modalities: list[str], partitions)
         group_name="training",
         partitions_def=partitions,
         deps=[dg.AssetDep(t, partition_mapping=every) for t in dict.fromkeys([*tables, "meld_utterances"])],
-        code_version=GRID_VERSION,
+        code_version=version,
         required_resource_keys={"store", "training", *encoders},
         description=f"{target} from {' + '.join(modalities)} ({feature_set} text); one cell per model x seed.",
         kinds={"pytorch"},
