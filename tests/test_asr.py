@@ -87,6 +87,7 @@ def test_conversion_copies_every_tensor_bit_for_bit_and_splits_fused_attention(s
     assert checkpoint["alignment_heads"].sum() == 8  # the word-timing heads from config.json
 
 
+@pytest.mark.realdata
 def test_both_backends_compute_the_same_encoder_output_on_real_speech(clips, shared_cache):
     """The converted checkpoint in PyTorch and the CTranslate2 original (float32, no
     quantization) agree on the same log-mel input, in the full window and a trimmed one."""
@@ -126,6 +127,7 @@ def test_quantized_or_foreign_models_are_refused(tmp_path):
 
 
 # -- transcription on real speech --------------------------------------------------------------
+@pytest.mark.realdata
 def test_bundled_asr_transcribes_the_ravdess_statement(clips, shared_cache):
     asr = load_asr(tiny("faster-whisper"))
     names = list(clips)
@@ -143,6 +145,7 @@ def test_bundled_asr_transcribes_the_ravdess_statement(clips, shared_cache):
         assert 0.0 < t.compression_ratio < 2.4
 
 
+@pytest.mark.realdata
 def test_openai_backend_runs_the_same_weights_to_the_same_words(clips, shared_cache):
     names = ["01-01-01-01-01-01-01_audio.wav", "01-01-05-02-01-01-01_audio.wav", "01-01-01-01-01-01-01.mp4"]
     faster = load_asr(tiny("faster-whisper", compute_type="float32", beam_size=1)).transcribe([clips[n] for n in names])
@@ -153,6 +156,7 @@ def test_openai_backend_runs_the_same_weights_to_the_same_words(clips, shared_ca
         assert abs(a.no_speech_prob - b.no_speech_prob) < 0.05
 
 
+@pytest.mark.realdata
 def test_bundled_base_model_assembles_from_its_two_packages_once(clips, shared_cache):
     from models.encoders.whisper_weights import bundled_ct2_dir
 
@@ -246,6 +250,7 @@ def test_encoder_frames_keep_only_the_clip_and_do_not_depend_on_batch_mates():
     assert np.array_equal(alone[0], frames[1])
 
 
+@pytest.mark.realdata
 def test_asr_embeddings_of_real_speech(clips, shared_cache):
     from models.encoders.asr_embedding import AsrEmbedder, voiced_frame_mask
 
@@ -296,6 +301,7 @@ def test_verdict_uses_wer_and_voiced_seconds_per_word():
     assert verdict(empty, limits) == (False, "the official transcript has no words to align")
 
 
+@pytest.mark.realdata
 def test_voiced_seconds_of_real_speech_and_silence(clips):
     from models.encoders.vad import speech_spans, voiced_seconds
 

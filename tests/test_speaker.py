@@ -27,6 +27,7 @@ def synthetic_voices() -> list[np.ndarray]:
             for v in voices]
 
 
+@pytest.mark.realdata
 def test_an_actors_clips_are_closer_to_each_other_than_to_synthetic_voices(resemblyzer):
     from storage.media import speech_audio
 
