@@ -96,8 +96,6 @@ class SyncResult:
 
     def data_version(self, columns: Sequence[str]) -> str:
         """A content hash of the rows (their `columns`): unchanged rows give the same version."""
-        import polars as pl
-
         if self.rows.is_empty():
             return content_hash("empty")
         return content_hash(*sorted(_signature(self.rows, columns).to_list()))
@@ -155,13 +153,18 @@ def sync(
     stored_sig = dict(zip(stored["key"], _signature(stored, attributes)))
     changed = [k for k, s in zip(wanted["key"], _signature(wanted, attributes)) if k in held and stored_sig[k] != s]
 
-    encodable_rows = new.filter(pl.col("status").is_in([str(s) for s in encodable])) if has_status else new
-    vectors: dict[str, np.ndarray] = {}  # reuse value -> vector
-    if reuse_by and encodable_rows.height:
-        vectors = _vectors_by(table, scope, reuse_by, set(encodable_rows[reuse_by]))
-    to_compute = encodable_rows.filter(~pl.col(reuse_by).is_in(list(vectors))).unique(reuse_by, keep="first", maintain_order=True) \
-        if reuse_by else encodable_rows
-    reused = encodable_rows.height - encodable_rows.filter(~pl.col(reuse_by).is_in(list(vectors))).height if reuse_by else 0
+    def plan(new, vectors: dict[str, np.ndarray]):
+        """(rows to encode, new rows taking a stored vector): equal `reuse_by` values once."""
+        encodable_rows = new.filter(pl.col("status").is_in([str(s) for s in encodable])) if has_status else new
+        if not reuse_by:
+            return encodable_rows, 0
+        unknown = encodable_rows.filter(~pl.col(reuse_by).is_in(list(vectors)))
+        return unknown.unique(reuse_by, keep="first", maintain_order=True), encodable_rows.height - unknown.height
+
+    vectors: dict[str, np.ndarray] = {}  # reuse value -> a stored vector
+    if reuse_by and new.height:
+        vectors = _vectors_by(table, scope, reuse_by, set(new[reuse_by]))
+    to_compute, reused = plan(new, vectors)
 
     results: dict[str, Embedded] = {}  # key (or reuse value) -> result
     seconds = 0.0
@@ -170,10 +173,8 @@ def sync(
         if encoder.dim != table.vector_dim:
             table = table.for_vectors(encoder.dim, log=warn or log)
             stored, held, changed = _stored(table, scope, ["key"]), set(), []
-            new, stale = wanted, []
-            encodable_rows = new.filter(pl.col("status").is_in([str(s) for s in encodable])) if has_status else new
-            to_compute = encodable_rows.unique(reuse_by, keep="first", maintain_order=True) if reuse_by else encodable_rows
-            vectors, reused = {}, 0
+            new, stale, vectors = wanted, [], {}
+            to_compute, reused = plan(new, vectors)
         start = time.perf_counter()
         ident = reuse_by or "key"
         for begin in range(0, to_compute.height, chunk):

@@ -170,6 +170,7 @@ def _cells_of(store: Store, name: str, predictions) -> dict[int, Any]:
 def compare(store: Store, a: str, b: str, split: str = "dev", by: str = "utterance", predictions=None):
     """B minus A in weighted F1 on `split` with a paired bootstrap interval (`models.compare`),
     over the utterances both scored; seeds paired by number when both name every seed."""
+    import numpy as np
     import polars as pl
 
     from models.compare import paired_bootstrap
@@ -196,14 +197,13 @@ def compare(store: Store, a: str, b: str, split: str = "dev", by: str = "utteran
     first = aligned(pairs[0][0])
     classes = sorted(set(first["label"]) | {p for pair in pairs for f in pair for p in f["predicted"]})
     index = {c: i for i, c in enumerate(classes)}
-    y = [index[c] for c in first["label"]]
-    to_index = lambda frame: [index[c] for c in aligned(frame)["predicted"]]  # noqa: E731
-    groups = [i.rsplit("_utt", 1)[0] for i in ids] if by == "dialogue" else None
-    import numpy as np
 
-    return paired_bootstrap(np.array(y), [np.array(to_index(p[0])) for p in pairs],
-                            [np.array(to_index(p[1])) for p in pairs], len(classes),
-                            groups=None if groups is None else np.array(groups))
+    def indices(labels) -> np.ndarray:
+        return np.array([index[c] for c in labels])
+
+    groups = np.array([i.rsplit("_utt", 1)[0] for i in ids]) if by == "dialogue" else None
+    return paired_bootstrap(indices(first["label"]), [indices(aligned(a)["predicted"]) for a, _ in pairs],
+                            [indices(aligned(b)["predicted"]) for _, b in pairs], len(classes), groups=groups)
 
 
 def baseline_columns(store: Store, summary, baseline: str, split: str = "dev") -> dict[tuple, dict[str, str]]:
