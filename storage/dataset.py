@@ -352,3 +352,158 @@ def _strings(series: pl.Series) -> np.ndarray:
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+# -- corpus items: the unimodal corpora's embedding tables ---------------------------------------
+CORPUS_COLUMNS = ("corpus", "id", "speaker", "fold", "split", "label", "valence", "arousal", "dominance")
+ROLES: tuple[str, ...] = SPLITS  # an item's role in one training run: train, dev or test
+
+
+@dataclasses.dataclass
+class CorpusRows:
+    """The ok rows of one corpus embedding table for one encoder: items and their vectors.
+
+    `frame` has CORPUS_COLUMNS (speaker and fold null, valence/arousal/dominance null where the
+    table or corpus has none), one row per (corpus, id), ordered by corpus and id; `vectors[i]`
+    is row i's vector."""
+
+    table: str
+    fingerprint: str
+    encoder: str
+    frame: pl.DataFrame
+    vectors: np.ndarray  # (N, D) float32
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def subset(self, mask: np.ndarray | pl.Series) -> CorpusRows:
+        keep = np.asarray(mask, dtype=bool)
+        return dataclasses.replace(self, frame=self.frame.filter(pl.Series(keep)), vectors=self.vectors[keep])
+
+    def source(self, modality: str) -> FeatureSource:
+        return FeatureSource(modality=modality, table=self.table, fingerprint=self.fingerprint, encoder=self.encoder)
+
+
+def load_corpus_rows(store: Store, table: str, *, encoder: str | None = None, fingerprint: str | None = None,
+                     corpora: Sequence[str] | None = None) -> CorpusRows:
+    """The ok rows of `table` (corpus_speaker_embeddings, corpus_face_embeddings,
+    text_corpus_embeddings, ...) written by one encoder: at `fingerprint` when given, else the
+    rows whose `encoder` is `encoder` (one fingerprint of it; an error names them when there are
+    several). `corpora` limits the corpora read.
+
+    Raises ValueError for a table not stored, no ok row of the encoder (saying which encoders
+    and corpora the table holds), and an item with two ok rows of different vectors."""
+    if (encoder is None) == (fingerprint is None):
+        raise ValueError("give exactly one of encoder and fingerprint")
+    stored = store.table(table)
+    if not isinstance(stored, LanceTable) or not stored.exists():
+        raise ValueError(f"{table} is not stored in {store.root} (or is not an embedding table)")
+    names = set(stored.schema.schema.names)
+    where = [f"fingerprint = {_sql_string(fingerprint)}" if fingerprint else f"encoder = {_sql_string(encoder)}",
+             f"status = {_sql_string(str(Status.OK))}"]
+    if corpora is not None:
+        where.append(f"corpus IN ({', '.join(map(_sql_string, corpora)) or _sql_string('')})")
+    columns = [c for c in CORPUS_COLUMNS if c in names] + ["fingerprint", VECTOR]
+    rows = stored.read_arrow(where=" AND ".join(where), columns=columns)
+    what = f"{table} at {'fingerprint ' + repr(fingerprint) if fingerprint else 'encoder ' + repr(encoder)}"
+    if rows.num_rows == 0:
+        held = pl.from_arrow(stored.read_arrow(columns=["corpus", "encoder", "fingerprint"]))
+        holds = ", ".join(f"{r['encoder'] or r['fingerprint']} ({r['corpus']}: {r['len']})"
+                          for r in held.group_by("encoder", "fingerprint", "corpus").len().sort("corpus").iter_rows(named=True))
+        raise ValueError(f"no ok row of {what}" + (f" in corpora {', '.join(corpora)}" if corpora is not None else "")
+                         + f"; it holds {holds or 'no rows'}")
+    fingerprints = sorted(set(pc.unique(rows.column("fingerprint")).to_pylist()))
+    if len(fingerprints) > 1:
+        raise ValueError(f"{what}: rows of several fingerprints {fingerprints}; name one")
+    frame = pl.from_arrow(rows.drop_columns([VECTOR, "fingerprint"]))
+    for column in CORPUS_COLUMNS:
+        if column not in frame.columns:
+            dtype = pl.Int32 if column == "fold" else pl.Float64 if column in ("valence", "arousal", "dominance") else pl.String
+            frame = frame.with_columns(pl.lit(None, dtype).alias(column))
+    frame = frame.select(CORPUS_COLUMNS).with_row_index("_row")
+    keyed = _ok_rows(pa.table({"id": pl.Series(frame.select(pl.format("{}/{}", "corpus", "id"))).to_arrow(),
+                               "status": pa.array([str(Status.OK)] * rows.num_rows),
+                               VECTOR: rows.column(VECTOR)}), what)
+    first = frame.select(pl.format("{}/{}", "corpus", "id").is_first_distinct()).to_series().to_numpy()
+    frame = frame.filter(pl.Series(first))
+    order = frame.with_row_index("_at").sort("corpus", "id")
+    at = order["_at"].to_numpy()
+    return CorpusRows(table=table, fingerprint=fingerprints[0], encoder=encoder or "",
+                      frame=order.drop("_row", "_at"), vectors=keyed.vectors[at])
+
+
+def corpus_training_data(rows: CorpusRows, roles: Sequence[str | None], modality: str,
+                         classes: Sequence[str] = EMOTIONS) -> TrainingData:
+    """`rows` as the bench's TrainingData for one run: each item its own one-utterance dialogue,
+    in the split its role names (None: left out), labelled in `classes` (an item labelled outside
+    them is left out and counted). The loop then trains on train, selects on dev and scores
+    every split present."""
+    roles = np.asarray([r if r is not None else "" for r in roles], dtype=object)
+    if len(roles) != len(rows):
+        raise ValueError(f"{len(roles)} roles for {len(rows)} rows")
+    if bad := sorted({r for r in roles if r and r not in ROLES}):
+        raise ValueError(f"unknown roles {bad}; expected some of {', '.join(ROLES)}")
+    classes = tuple(classes)
+    labels = rows.frame["label"].to_list()
+    labelled = np.asarray([label in classes for label in labels])
+    keep = labelled & (roles != "")
+    order = np.argsort(np.asarray([ROLES.index(r) if r else 9 for r in roles]), kind="stable")
+    rows_at = order[keep[order]]
+    frame = rows.frame[rows_at]
+    split = np.asarray(roles[rows_at], dtype=str)
+    ids = _strings(frame.select(pl.format("{}/{}", "corpus", "id")).to_series())
+    present = {modality: np.ones(len(rows_at), bool)}
+    left_out = {s: {NO_LABEL: 0, NO_POSITION: 0, NO_FEATURE: 0} for s in ROLES}
+    for r, ok in zip(roles, labelled):
+        if r and not ok:
+            left_out[r][NO_LABEL] += 1
+    return TrainingData(
+        ids=ids, split=split, dialogue=ids, features={modality: rows.vectors[rows_at]}, present=present,
+        target="emotion", classes=classes,
+        labels=np.asarray([classes.index(x) for x in frame["label"].to_list()], dtype=np.int64),
+        speaker=_strings(frame["speaker"].fill_null("")), speaker_id=np.zeros(len(rows_at), np.int64),
+        sources={modality: rows.source(modality)},
+        counts=_counts([s for s in ROLES], split, present, left_out, {modality: len(rows)}, {modality: len(rows)}),
+    )
+
+
+def stratified_share(keys: Sequence[str], labels: Sequence[str | None], fraction: float, salt: str = "") -> np.ndarray:
+    """(N,) bool: round(fraction * n) items of each label, those whose sha256(salt + key) is
+    smallest. Deterministic, and stable: an item's draw depends on its own key, so adding or
+    removing other items moves few others."""
+    import hashlib
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1), not {fraction}")
+    chosen = np.zeros(len(keys), bool)
+    by_label: dict[str | None, list[tuple[str, int]]] = {}
+    for i, (key, label) in enumerate(zip(keys, labels)):
+        by_label.setdefault(label, []).append((hashlib.sha256(f"{salt}{key}".encode()).hexdigest(), i))
+    for members in by_label.values():
+        members.sort()
+        for _, i in members[: round(fraction * len(members))]:
+            chosen[i] = True
+    return chosen
+
+
+def fold_roles(protocol: str, folds: np.ndarray, splits: np.ndarray, test_fold: int, keys: Sequence[str],
+               labels: Sequence[str | None], dev_fraction: float = 0.15) -> np.ndarray:
+    """Each item's role when fold `test_fold` is tested: for an official split (fold 0) the
+    split itself; else test for the tested fold, dev for the next fold (cyclically: speakers
+    still unseen), train for the rest. Where that leaves no dev (an official split without one,
+    fewer than three folds), dev is a stratified `dev_fraction` of the train items."""
+    folds, splits = np.asarray(folds), np.asarray(splits, dtype=object)
+    if protocol == "official":
+        roles = splits.copy()
+    else:
+        k = int(folds.max(initial=0))
+        roles = np.where(folds == test_fold, "test", "train").astype(object)
+        if k >= 3:
+            roles[folds == test_fold % k + 1] = "dev"
+    train = roles == "train"
+    if not (roles == "dev").any() and train.sum() >= 2:
+        share = stratified_share([k for k, t in zip(keys, train) if t],
+                                 [lab for lab, t in zip(labels, train) if t], dev_fraction, salt="dev")
+        at = np.flatnonzero(train)[share]
+        roles[at] = "dev"
+    return roles

@@ -79,3 +79,26 @@ TRAINING_PREDICTIONS = register(TableSchema(
         pa.field("probabilities", pa.list_(pa.float32()), nullable=False),  # in the cell's class order
     ]),
 ))
+
+CORPUS_RESULTS = register(TableSchema(
+    name="corpus_results",
+    version=1,
+    key=("run", "train_on", "test_on", "fold", "split", "metric", "class"),
+    partition_by="run",
+    description="Metrics of models trained and scored on the unimodal corpora (stage-2 heads, their "
+                "majority-class baselines, cross-corpus rows), per corpus and fold, in long form.",
+    schema=pa.schema([
+        pa.field("run", pa.string(), nullable=False),  # e.g. heads.text.concat_mlp.s0: what one asset partition wrote
+        pa.field("method", pa.string(), nullable=False),  # the model (concat_mlp, kan_mlp, ...) or majority
+        pa.field("modality", pa.string(), nullable=False),  # text | speaker | asr | face, or several joined by +
+        pa.field("seed", pa.int32(), nullable=False),
+        pa.field("train_on", pa.string(), nullable=False),  # a corpus, pooled (the modality's corpora) or text_training_set
+        pa.field("test_on", pa.string(), nullable=False),  # a corpus, or meld
+        pa.field("fold", pa.int32(), nullable=False),  # the tested fold; 0: an official split or held-out share
+        pa.field("split", pa.string(), nullable=False),  # the role scored: test (or dev, e.g. MELD dev)
+        pa.field("metric", pa.string(), nullable=False),  # accuracy, weighted_f1, macro_f1, f1 (per class), ...
+        pa.field("class", pa.string(), nullable=False),  # the class of a per-class metric, else ""
+        pa.field("value", pa.float64(), nullable=False),
+        pa.field("n", pa.int32(), nullable=False),  # items scored
+    ]),
+))
