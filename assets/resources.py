@@ -220,3 +220,33 @@ class TrainingResource(dg.ConfigurableResource):
         """Models and options: the seeds, targets and subsets name partitions and assets."""
         blob = json.dumps({"models": self.models, "options": self.options}, sort_keys=True, default=str)  # not threads: results do not depend on them
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class Stage2Resource(dg.ConfigurableResource):
+    """Stage 2 of the hierarchy (`[stage2]`): per-modality heads trained on the unimodal corpora,
+    scored per corpus and fold, and applied to every MELD utterance as stage-2 features."""
+
+    modalities: list[str] = Field(default_factory=lambda: ["text", "speaker", "face"], description="Modalities with a head: text (text corpora), speaker and asr (audio corpora), face (face corpora); each gives the grid a `stage2_<modality>` feature.")
+    model: str = Field(default="concat_mlp", description="The head whose features MELD gets: `concat_mlp` or `kan_mlp` (one modality in, its hidden layer and seven probabilities out).")
+    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": 128, "dropout": 0.2}, description="Hyperparameters of the feature head (`emostore models` lists them); `hidden` sets the stage-2 feature size (hidden + 7).")
+    evaluate: list[str] = Field(default_factory=lambda: ["concat_mlp", "kan_mlp"], description="Head models scored per corpus and fold (and across corpora), each beside a majority-class baseline, into corpus_results.")
+    seeds: list[int] = Field(default_factory=lambda: [0], description="Seeds of the scored heads; the feature head uses the first.")
+    options: dict[str, Any] = Field(default_factory=lambda: {"epochs": 40, "batch_dialogues": 64, "patience": 6}, description="Training options of every head (models.train.TrainOptions; one item is one dialogue, so `batch_dialogues` counts items).")
+    cross_corpus: bool = Field(default=True, description="Also score each corpus's head on the modality's other corpora, and a head pooled over the others on each corpus.")
+
+    def train_options(self, seed: int):
+        from models.train import TrainOptions
+
+        return TrainOptions(**{**self.options, "seed": seed})
+
+    def fingerprint_for(self, asset: str) -> str | None:
+        """A head asset depends on its model, params, options and first seed; a scores asset on
+        the models scored, seeds, options and cross_corpus; the features follow their head."""
+        if asset.endswith("_head"):
+            part = {"model": self.model, "params": self.params, "options": self.options, "seed": self.seeds[:1]}
+        elif asset.endswith("_scores"):
+            part = {"evaluate": self.evaluate, "seeds": self.seeds, "options": self.options,
+                    "cross_corpus": self.cross_corpus}
+        else:
+            return None
+        return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:12]

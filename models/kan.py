@@ -100,13 +100,22 @@ class KANFusion(FusionModel):
             KANLayer(a, b, config.grid_size, config.spline_order) for a, b in zip(widths, widths[1:]))
         self.dropout = nn.Dropout(config.dropout)
 
+    def _through(self, batch: DialogueBatch, layers: int) -> torch.Tensor:
+        """(B, T, width) after the first `layers` KAN layers; padding gets zeros."""
+        x = self.concatenated(batch)  # (B, T, sum D_m + M)
+        # the spline basis is the costly part: only valid utterances go through, padding gets 0
+        x = x[batch.valid]  # (n_valid, sum D_m + M)
+        for i, layer in enumerate(self.kan[:layers]):
+            x = layer(self.dropout(x) if i else x)
+        out = x.new_zeros(*batch.valid.shape, x.shape[-1])
+        out[batch.valid] = x
+        return out
+
+    def hidden(self, batch: DialogueBatch) -> torch.Tensor:
+        """(B, T, hidden): the last hidden KAN layer's output, what a stage-2 head passes on."""
+        assert self.config.layers >= 1, "a single KAN layer has no hidden layer"
+        return self._through(batch, len(self.kan) - 1)
+
     def forward(self, batch: DialogueBatch) -> torch.Tensor:
         """batch.features[m]: (B, T, D_m) -> logits (B, T, C)."""
-        x = self.concatenated(batch)  # (B, T, sum D_m + M)
-        # the spline basis is the costly part: only valid utterances go through, padding gets logits 0
-        x = x[batch.valid]  # (n_valid, sum D_m + M)
-        for i, layer in enumerate(self.kan):
-            x = layer(self.dropout(x) if i else x)
-        logits = x.new_zeros(*batch.valid.shape, self.config.n_classes)
-        logits[batch.valid] = x
-        return logits
+        return self._through(batch, len(self.kan))

@@ -42,6 +42,11 @@ class ConcatMLP(FusionModel):
         blocks.append(nn.Linear(width, config.n_classes))
         self.net = nn.Sequential(*blocks)
 
+    def hidden(self, batch: DialogueBatch) -> torch.Tensor:
+        """(B, T, hidden): the last hidden layer's output, what a stage-2 head passes on."""
+        assert self.config.layers >= 1, "a linear classifier has no hidden layer"
+        return self.net[:-1](self.concatenated(batch))
+
     def forward(self, batch: DialogueBatch) -> torch.Tensor:
         """batch.features[m]: (B, T, D_m), batch.valid: (B, T) -> logits (B, T, C).
 

@@ -20,5 +20,6 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "gallery": settings.gallery.for_store(settings.store.root),
         "zero_shot": settings.zero_shot,
         "training": settings.training,
+        "stage2": settings.stage2,
         **settings.encoders,
     }

@@ -24,6 +24,7 @@ from assets.resources import (
     FacesResource,
     GalleryResource,
     LabelRulesResource,
+    Stage2Resource,
     StoreResource,
     TextTrainingResource,
     ThresholdsResource,
@@ -99,6 +100,7 @@ class Settings:
     gallery: GalleryResource
     zero_shot: ZeroShotResource
     training: TrainingResource
+    stage2: Stage2Resource
     demo: DemoSettings
     dagster: DagsterSettings
 
@@ -123,6 +125,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "gallery": GalleryResource,
     "zero_shot": ZeroShotResource,
     "training": TrainingResource,
+    "stage2": Stage2Resource,
     "demo": DemoSettings,
     "dagster": DagsterSettings,
 }
