@@ -41,7 +41,7 @@ def test_em_recovers_known_covariances(truth):
     """200 classes x 20 items in 16 dimensions: the within covariance within 10% of the truth,
     the between covariance within 10% of the covariance of the 200 centres actually drawn (the
     truth itself is out of reach of any estimator at 200 centres: their sample covariance is
-    ~20% off it), and with 2000 classes both within 10% of the truth."""
+    ~20% off it), and with 5000 classes both within 10% of the truth."""
     x, labels, centres = draw(np.random.default_rng(0), truth, 200, PER_CLASS)
     fitted = TwoCovariancePLDA.fit(x, labels)
     drawn = np.cov(centres, rowvar=False, bias=True)
