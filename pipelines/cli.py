@@ -243,7 +243,7 @@ def show(
     table: Annotated[str, typer.Argument(help="Table name.")],
     version: Annotated[Optional[str], typer.Option("--version", "-v", help="Version number (or Lance tag); default latest.")] = None,
     partition: Annotated[Optional[str], typer.Option("--partition", "-p")] = None,
-    where: Annotated[Optional[str], typer.Option(help="Filter, e.g. \"speaker = 'Joey'\" (Lance tables).")] = None,
+    where: Annotated[Optional[str], typer.Option(help="SQL filter, e.g. \"speaker = 'Joey'\".")] = None,
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
 ) -> None:
     """Print rows of a table as of a version."""
@@ -258,7 +258,9 @@ def show(
             v = int(version) if version and version.isdigit() else version
             frame = t.read(version=v, where=where)
         else:
-            frame = t.read(partition=partition, version=int(version) if version else None)
+            from storage.query import filter_frame
+
+            frame = filter_frame(t.read(partition=partition, version=int(version) if version else None), where)
     except (SchemaError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     with pl.Config(tbl_rows=limit, fmt_str_lengths=60, tbl_width_chars=160):
@@ -480,6 +482,11 @@ def demo_corpus(
         typer.echo(f"{name}: {path}")
     if "meld" in written:
         typer.echo(f'\nTo use it: [corpora.meld] root = "{written["meld"]}" in emostore.toml')
+
+
+from pipelines import query_cli  # noqa: E402  (`query` and `speakers`; imports nothing heavy)
+
+query_cli.register(app, _settings, _fail)
 
 
 def main() -> None:

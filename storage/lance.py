@@ -74,7 +74,7 @@ class LanceTable:
         )
 
     def exists(self) -> bool:
-        return self.schema.name in self._connect().table_names()
+        return self.schema.name in _table_names(self._connect())
 
     def _stored_schema(self) -> pa.Schema:
         """The arrow schema a new table is created with: the declared one and its identity."""
@@ -89,7 +89,7 @@ class LanceTable:
         """The lancedb table, created empty (with its primary key) on first use."""
         if self._table is None:
             db = self._connect()
-            if self.schema.name in db.table_names():
+            if self.schema.name in _table_names(db):
                 table = db.open_table(self.schema.name)
             else:
                 table = db.create_table(self.schema.name, schema=self._stored_schema(), exist_ok=True)
@@ -173,7 +173,7 @@ class LanceTable:
             .execute(rows)
         )
         fault_point("lance.after_commit")
-        return self._tag(result.version, tag)
+        return self._tag(self._indexed(result.version), tag)
 
     def replace_where(self, data: Any, where: str, *, tag: str | None = None) -> int:
         """Make the rows matching `where` exactly `data` in one commit (a shard's re-run)."""
@@ -186,12 +186,12 @@ class LanceTable:
             .when_not_matched_by_source_delete(where)
             .execute(rows)
         )
-        return self._tag(result.version, tag)
+        return self._tag(self._indexed(result.version), tag)
 
     def delete(self, where: str, *, tag: str | None = None) -> int:
         table = self.table()
         table.delete(where)
-        return self._tag(table.version, tag)
+        return self._tag(self._indexed(table.version), tag)
 
     def _writable(self):
         """The lancedb table, once it is known to hold vectors of the size this handle writes."""
@@ -262,11 +262,51 @@ class LanceTable:
         stats = self.table().to_lance().cleanup_old_versions(older_than=older_than)
         return int(getattr(stats, "bytes_removed", 0))
 
-    # -- search ----------------------------------------------------------------------------
+    # -- indexes ---------------------------------------------------------------------------
+    def _indexed(self, version: int) -> int:
+        """After the write that made `version`: the declared indexes brought to cover every row
+        (a Lance index covers only the rows that existed when it was built or last updated);
+        returns the version that holds them (`version` itself when nothing was to do)."""
+        return self.ensure_indexes() or version
+
+    def ensure_indexes(self) -> int | None:
+        """Create the declared BITMAP indexes that are missing and add rows written since an index
+        was built to it (`optimize_indices`: a new Lance version; no version is removed, so time
+        travel keeps working). Returns the new version, or None when every index was whole."""
+        if not self.schema.indexes or not self.exists():
+            return None
+        dataset = self.table().to_lance()
+        if dataset.count_rows() == 0:
+            return None
+        before = dataset.version
+        present = {tuple(d.field_names): d for d in dataset.describe_indices()}
+        for column in self.schema.indexes:
+            if (column,) not in present:
+                try:
+                    dataset.create_scalar_index(column, index_type="BITMAP")
+                except (OSError, RuntimeError, ValueError) as exc:  # another writer built it first
+                    if "exist" not in str(exc).lower():
+                        raise
+        if self.unindexed_fragments(dataset):
+            dataset.optimize.optimize_indices()
+        after = self.table().version
+        return after if after != before else None
+
+    def unindexed_fragments(self, dataset=None) -> dict[str, list[int]]:
+        """Declared index -> the fragments (of the latest version) it does not cover yet."""
+        dataset = dataset if dataset is not None else self.table().to_lance()
+        fragments = {f.fragment_id for f in dataset.get_fragments()}
+        covered = {tuple(d.field_names): set().union(*(s.fragment_ids for s in d.segments))
+                   for d in dataset.describe_indices()}
+        return {column: sorted(fragments - covered.get((column,), set()))
+                for column in self.schema.indexes if fragments - covered.get((column,), set())}
+
     def ensure_scalar_index(self, column: str, kind: str = "BITMAP") -> None:
         table = self.table()
         if not any(column in idx.columns for idx in table.list_indices()):
             table.create_scalar_index(column, index_type=kind)
+
+    # -- search ----------------------------------------------------------------------------
 
     def nearest(
         self, vector, *, column: str = "vector", where: str | None = None, k: int = 10
@@ -310,3 +350,15 @@ def _same_type(stored: pa.DataType, declared: pa.DataType) -> bool:
     if pa.types.is_fixed_size_list(stored) and pa.types.is_fixed_size_list(declared):
         return stored.value_type == declared.value_type  # a vector size is changed by for_vectors
     return stored == declared
+
+
+def _table_names(db) -> set[str]:
+    """Every table of the database: lancedb lists ten per call unless told otherwise."""
+    names: set[str] = set()
+    token = None
+    while True:
+        page = list(db.table_names(page_token=token, limit=1000))
+        names.update(page)
+        if len(page) < 1000:
+            return names
+        token = page[-1]

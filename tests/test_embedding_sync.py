@@ -76,7 +76,8 @@ def test_sync_computes_only_what_is_new_and_commits_once(tmp_path):
     before = {r["id"]: r["vector"] for r in table.read().to_dicts()}
     moved = run(table, renamed, encoder := Recorder())
     assert encoder.seen == [] and (moved.updated, moved.deleted) == (2, 1)
-    assert table.version == version + 1  # one commit for the update and the deletion
+    # one commit for the update and the deletion, then one bringing the indexes over its rows
+    assert table.version == version + 2 and table.unindexed_fragments() == {}
     stored = {r["id"]: r for r in table.read().to_dicts()}
     assert set(stored) == {"dev/a", "dev/b"} and stored["dev/b"]["speaker"] == "Joey and Chandler"
     assert stored["dev/b"]["vector"] == before["dev/b"]  # kept, not recomputed

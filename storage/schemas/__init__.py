@@ -38,6 +38,9 @@ class TableSchema:
     partition_by: str | None = None
     format: str = "parquet"  # "parquet" (versioned files) or "lance" (embedding tables)
     description: str = ""
+    # Lance tables: columns with a BITMAP scalar index, for exact prefiltered search; every
+    # write keeps them covering all rows (`LanceTable.ensure_indexes`).
+    indexes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format not in ("parquet", "lance"):
@@ -48,6 +51,10 @@ class TableSchema:
             raise SchemaError(f"{self.name}: key columns {missing} are not in the schema")
         if self.partition_by and self.partition_by not in names:
             raise SchemaError(f"{self.name}: partition column {self.partition_by!r} not in schema")
+        if unknown := [c for c in self.indexes if c not in names]:
+            raise SchemaError(f"{self.name}: indexed columns {unknown} are not in the schema")
+        if self.indexes and self.format != "lance":
+            raise SchemaError(f"{self.name}: scalar indexes are declared on Lance tables only")
 
     @property
     def vector_columns(self) -> list[str]:

@@ -78,6 +78,7 @@ def utterance_embeddings(name: str, dim: int, description: str) -> TableSchema:
         format="lance",
         key=("key",),
         description=description,
+        indexes=("speaker", "emotion", "split", "encoder", "status"),
         schema=pa.schema([
             pa.field("key", pa.string(), nullable=False),  # row_key(id, input_hash, fingerprint)
             *_ID,

@@ -80,6 +80,7 @@ TEXT_CORPUS_EMBEDDINGS = register(TableSchema(
     version=2,  # 2: encoder
     format="lance",
     key=("key",),
+    indexes=("label", "split", "corpus", "encoder", "status"),
     schema=pa.schema([
         pa.field("key", pa.string(), nullable=False),  # row_key(corpus/id, text hash, fingerprint)
         pa.field("corpus", pa.string(), nullable=False),

@@ -94,6 +94,7 @@ def _corpus_embeddings(kind: str, dim: int) -> TableSchema:
         version=2,  # 2: encoder
         format="lance",
         key=("key",),
+        indexes=("speaker", "label", "split", "corpus", "encoder", "status"),
         description=f"Embeddings of {_KIND_INPUTS[kind]}, with corpus, speaker, fold and labels; "
                     "keyed by (item, input hash, encoder fingerprint).",
         schema=pa.schema([*_ITEM_COLUMNS, *_KIND_COLUMNS[kind], pa.field("vector", vector(dim), nullable=False)]),

@@ -50,6 +50,7 @@ FACE_EMBEDDINGS = register(TableSchema(
     key=("key",),
     format="lance",
     description="Embeddings of accepted face crops, keyed by (crop id, crop hash, embedder fingerprint).",
+    indexes=("speaker", "split", "encoder"),
     schema=pa.schema([
         pa.field("key", pa.string(), nullable=False),
         pa.field("crop_id", pa.string(), nullable=False),
