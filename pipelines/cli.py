@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_state: dict[str, Optional[str]] = {"config": None}
+_state: dict[str, object] = {"config": None, "debug": False, "settings": None}
 
 ConfigOpt = Annotated[
     Optional[Path],
@@ -26,17 +27,45 @@ ConfigOpt = Annotated[
 ]
 
 
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks (and Dagster's own error logs) instead of one-line errors.")]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Fail at once if another process is writing the store (default: wait for it).")]
+
+
 @app.callback()
-def _main(config: ConfigOpt = None) -> None:
+def _main(config: ConfigOpt = None, debug: DebugOpt = False) -> None:
     _state["config"] = str(config) if config else None
+    _state["debug"] = debug
 
 
 def _settings():
     from pipelines.settings import ConfigError, load_settings
 
     try:
-        return load_settings(_state["config"])
+        settings = load_settings(_state["config"])
     except ConfigError as exc:
+        _fail(str(exc))
+    _state["settings"] = settings
+    return settings
+
+
+@contextlib.contextmanager
+def _writing(settings, no_wait: bool):
+    """Definitions and instance for a run that writes the store: the store checked writable,
+    SIGINT/SIGTERM stopping at once (exit 130), this store's writer lock held (waiting for
+    another writer unless `no_wait`), and runs left by dead processes released first."""
+    from pipelines.runner import StoreBusy, StoreUnavailable, check_writable, release_dead_runs, stop_on_signals, store_writer_lock
+
+    try:
+        check_writable(settings)
+        defs, instance = _defs_and_instance(settings)
+        with stop_on_signals(instance, notify=lambda m: typer.secho(m, fg="yellow", err=True)), \
+                store_writer_lock(settings, wait=not no_wait, notify=lambda m: typer.echo(m, err=True)):
+            for line in release_dead_runs(instance):
+                typer.secho(line, fg="yellow", err=True)
+            yield defs, instance
+    except StoreBusy as exc:
+        _fail(str(exc), code=1)
+    except StoreUnavailable as exc:
         _fail(str(exc))
 
 
@@ -153,30 +182,36 @@ def status(
 def materialize(
     selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
     partition: Annotated[Optional[list[str]], typer.Option("--partition", "-p", help="Partition(s) to run (default: all).")] = None,
+    no_wait: NoWaitOpt = False,
 ) -> None:
-    """Materialize assets in-process, in dependency order, with progress."""
+    """Materialize assets in-process, in dependency order, with progress (one writer per store at a time)."""
     settings = _settings()
     from pipelines.runner import run, select, targets
 
-    defs, instance = _defs_and_instance(settings)
-    try:
-        work = targets(defs, select(defs, selection), partition)
-    except ValueError as exc:
-        _fail(str(exc))
-    results = run(defs, instance, work, _progress)
+    with _writing(settings, no_wait) as (defs, instance):
+        try:
+            work = targets(defs, select(defs, selection), partition)
+        except ValueError as exc:
+            _fail(str(exc))
+        results = run(defs, instance, work, _progress, debug=bool(_state["debug"]))
     _summarize(results)
 
 
 @app.command()
 def update(
     selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
+    no_wait: NoWaitOpt = False,
 ) -> None:
-    """Materialize whatever is stale or missing, wave after wave, until everything is fresh."""
+    """Materialize whatever is stale or missing, wave after wave, until everything is fresh
+    (one writer per store at a time: a second waits, then does only what is still missing)."""
     settings = _settings()
     from pipelines.runner import update as run_update
 
-    defs, instance = _defs_and_instance(settings)
-    waves = run_update(defs, instance, selection, _progress)
+    with _writing(settings, no_wait) as (defs, instance):
+        try:
+            waves = run_update(defs, instance, selection, _progress, debug=bool(_state["debug"]))
+        except ValueError as exc:
+            _fail(str(exc))
     if not waves:
         typer.echo("everything is fresh: nothing to do")
     for n, wave in enumerate(waves, 1):
@@ -490,7 +525,32 @@ query_cli.register(app, _settings, _fail)
 
 
 def main() -> None:
-    app()
+    """The console script: an error outside the commands' own checks is one line (what, and
+    where: the store, a file), with the traceback only under --debug."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if _state["debug"] or "--debug" in sys.argv[1:]:
+            raise
+        typer.secho(f"error: {_describe_error(exc)}", fg="red", err=True)
+        sys.exit(2)
+
+
+def _describe_error(exc: BaseException) -> str:
+    import re
+
+    settings = _state.get("settings")
+    root = getattr(getattr(settings, "store", None), "root", None)
+    where = f"store {root}" if root else "emostore"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        from pipelines.runner import describe_os_error
+
+        return describe_os_error(exc, where)
+    text = re.sub(r",? /\S+\.rs:\d+:\d+", "", str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    remote = root is not None and "://" in root and not root.startswith("file://")
+    if remote and re.search(r"\b(IO|S3|s3|object.?store|connect|dns|resolve|endpoint|region|bucket|timed? ?out)", text):
+        return f"{where} is unreachable: {text}"
+    return f"{type(exc).__name__}: {text} (in {where}; --debug shows the traceback)"
 
 
 if __name__ == "__main__":

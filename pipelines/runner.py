@@ -1,19 +1,35 @@
 """Running assets in-process with progress, and asking which ones are fresh, stale or missing.
 
-The CLI's `materialize`, `update` and `status` use this; so do the end-to-end tests.
+The CLI's `materialize`, `update` and `status` use this; so do the end-to-end tests. Around a
+run: the store is checked (writable, not full), one writer at a time holds a local store
+(`store_writer_lock`), runs whose process is gone are failed and their pool slots freed
+(`release_dead_runs`, and `ProcessCheckingRunLauncher` for the UI's daemon), and SIGINT or
+SIGTERM abandons the step in flight and exits 130 (`stop_on_signals`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
+import errno
+import json
 import os
+import shutil
+import signal
+import socket
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES, RunsFilter
 
 from pipelines.settings import CONFIG_ENV, Settings
+from storage import uris
 
 DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 
@@ -36,6 +52,266 @@ def prepare_dagster_home(settings: Settings) -> Path:
 def instance_for(settings: Settings) -> dg.DagsterInstance:
     prepare_dagster_home(settings)
     return dg.DagsterInstance.get()
+
+
+# -- the store: usable, and one writer at a time ----------------------------------------------
+class StoreUnavailable(RuntimeError):
+    """The store (or Dagster's home beside it) cannot be written: the message says what and where."""
+
+
+class StoreBusy(StoreUnavailable):
+    """Another process holds the store's writer lock (and the caller chose not to wait)."""
+
+
+LOCK_NAME = ".emostore-writer.lock"  # in the store root; its content says who holds it
+MIN_FREE_BYTES = 1 << 20  # below this a run cannot even write Dagster's event log
+
+
+def check_writable(settings: Settings) -> None:
+    """Refuse, in one line, a local store or DAGSTER_HOME that is read-only or full."""
+    places = [("store", uris.local_path(settings.store.root))] if uris.is_local(settings.store.root) else []
+    places.append(("DAGSTER_HOME", str(settings.dagster_home)))
+    for what, where in places:
+        path = Path(where)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreUnavailable(describe_os_error(exc, f"{what} {path}")) from exc
+        free = shutil.disk_usage(path).free
+        if free < MIN_FREE_BYTES:
+            raise StoreUnavailable(f"{what} {path}: no space left on device ({free} bytes free)")
+
+
+def describe_os_error(exc: OSError, where: str) -> str:
+    """One line for an operating-system error on the store: read-only, full, or what it is."""
+    target = f" ({exc.filename})" if exc.filename and str(exc.filename) not in where else ""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{where} is read-only: cannot write{target or ' there'} ({exc.strerror})"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}: no space left on device{target}"
+    return f"{where}: {exc.strerror or exc}{target}"
+
+
+def _holder() -> dict[str, object]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "command": "emostore " + " ".join(sys.argv[1:]),
+            "since": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _describe_holder(text: str) -> str:
+    try:
+        who = json.loads(text)
+        return f"pid {who['pid']} on {who['host']} ({who['command']}, since {who['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def store_writer_lock(settings: Settings, wait: bool = True,
+                      notify: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Iterator[None]:
+    """Hold the local store's writer lock for the block: one `update`/`materialize` at a time.
+
+    The lock is an `flock` on a file in the store root, so the kernel releases it when its holder
+    dies, however it dies. A second writer waits (saying who holds the store) or, with
+    `wait=False`, raises StoreBusy at once. Object stores are not locked here: their tables take
+    concurrent writers (Lance's commits, Parquet versions claimed by name)."""
+    import fcntl
+
+    if not uris.is_local(settings.store.root):
+        yield
+        return
+    path = Path(uris.local_path(settings.store.root)) / LOCK_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreUnavailable(describe_os_error(exc, f"store {path.parent}")) from exc
+    try:
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _describe_holder(path.read_text())
+                if not wait:
+                    raise StoreBusy(f"store {path.parent} is being written by {holder}; "
+                                    "run again when it is done, or without --no-wait to wait") from None
+                if not told:
+                    notify(f"waiting: store {path.parent} is being written by {holder}")
+                    told = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(_holder()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+# -- runs whose process is gone ----------------------------------------------------------------
+PID_TAG = "emostore/pid"
+HOST_TAG = "emostore/host"
+STARTED_TAG = "emostore/process_started"  # the process's start time: a reused pid is not it
+
+
+def run_tags() -> dict[str, str]:
+    """Tags of a run this process executes in-process: who runs it, so that a later process (or
+    the UI's daemon) can tell when it is gone. The daemon cannot re-launch an in-process run, so
+    it is never retried automatically."""
+    import psutil
+
+    return {
+        "emostore/launched_by": "cli",
+        PID_TAG: str(os.getpid()),
+        HOST_TAG: socket.gethostname(),
+        STARTED_TAG: f"{psutil.Process().create_time():.2f}",
+        "dagster/max_retries": "0",
+    }
+
+
+def _process_alive(pid: int, started: float | None) -> bool:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[int, float | None] | None:
+    """(pid, start time) of the process running `run` on this host, or None when it is not known
+    here: a run from another machine, or one that never said (runs the UI launches record the
+    pid of their worker process in an engine event)."""
+    tags = run.tags
+    if PID_TAG in tags:
+        if tags.get(HOST_TAG) != socket.gethostname():
+            return None
+        started = tags.get(STARTED_TAG)
+        return int(tags[PID_TAG]), float(started) if started else None
+    records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        metadata = (getattr(event.event_specific_data, "metadata", None) if event else None) or {}
+        if "pid" in metadata and record.event_log_entry.user_message.startswith("Started process for run"):
+            return int(metadata["pid"].value), None
+    return None
+
+
+def worker_gone(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """Why the process of an unfinished run is known to be gone, or None (alive, or unknown)."""
+    found = _worker_pid(instance, run)
+    if found is None:
+        return None
+    pid, started = found
+    if _process_alive(pid, started):
+        return None
+    return f"the process that ran it (pid {pid} on {socket.gethostname()}) is gone: killed or crashed"
+
+
+def _run_label(run: dg.DagsterRun) -> str:
+    partition = run.tags.get("dagster/partition")
+    keys = ", ".join(k.to_user_string() for k in run.asset_selection or ()) or run.job_name
+    return f"{keys} [{partition}]" if partition else keys
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail this instance's unfinished runs whose process is gone, with the reason, and free the
+    pool slots they (or any finished run) still hold; one line per run released."""
+    released = []
+    storage = instance.event_log_storage
+    for record in instance.get_run_records(filters=RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES + [dg.DagsterRunStatus.CANCELING])):
+        run = record.dagster_run
+        reason = worker_gone(instance, run)
+        if reason is None:
+            continue
+        instance.report_run_failed(run, f"Marked failed by emostore: {reason}.")
+        if storage.supports_global_concurrency_limits:
+            storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(f"run {run.run_id[:8]} ({_run_label(run)}) was left {run.status.value}: {reason}; "
+                        "marked failed, its pool slots freed")
+    if storage.supports_global_concurrency_limits:
+        holding = storage.get_concurrency_run_ids()
+        if holding:
+            for record in instance.get_run_records(filters=RunsFilter(run_ids=list(holding), statuses=FINISHED_STATUSES)):
+                storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
+    return released
+
+
+class ProcessCheckingRunLauncher(DefaultRunLauncher):
+    """Dagster's default launcher, plus a worker health check for run monitoring: the UI's daemon
+    fails a run whose process on this machine is gone (a CLI run killed with -9, a run worker
+    killed by the OOM killer), and frees its slots after `free_slots_after_run_end_seconds`.
+    Runs it cannot see (another machine's) are reported running, so they are left alone."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
+        reason = worker_gone(self._instance, run)
+        if reason:
+            return CheckRunHealthResult(WorkerStatus.FAILED, reason)
+        return CheckRunHealthResult(WorkerStatus.RUNNING, "")
+
+
+# -- signals -----------------------------------------------------------------------------------
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
+
+
+@contextlib.contextmanager
+def stop_on_signals(instance: dg.DagsterInstance | None = None,
+                    notify: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Iterator[None]:
+    """SIGINT and SIGTERM stop at once: the step in flight is abandoned (the store is left as
+    after a kill: versions are published by rename or commit, never half), this process's
+    unfinished runs are failed with the signal's name and their slots freed, children are killed,
+    and the process exits 130. Installed explicitly, whatever handlers were inherited (a
+    background job of a script inherits SIGINT ignored)."""
+
+    def stop(signum, _frame):
+        name = signal.Signals(signum).name
+        notify(f"interrupted by {name}: the step in flight is abandoned, nothing more runs")
+        if instance is not None:
+            cleanup = threading.Thread(target=_fail_own_runs, args=(instance, name), daemon=True)
+            cleanup.start()
+            cleanup.join(5.0)  # a busy event log must not hold the exit; the next run releases it then
+        _kill_children()
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(INTERRUPTED_EXIT)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _fail_own_runs(instance: dg.DagsterInstance, signal_name: str) -> None:
+    try:
+        filters = RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES, tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+        for record in instance.get_run_records(filters=filters):
+            instance.report_run_failed(record.dagster_run, f"Interrupted by {signal_name}: the step was abandoned.")
+            if instance.event_log_storage.supports_global_concurrency_limits:
+                instance.event_log_storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
+    except Exception:  # noqa: BLE001 - exiting anyway; release_dead_runs cleans up next time
+        pass
+
+
+def _kill_children() -> None:
+    import psutil
+
+    try:
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    except psutil.Error:
+        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +403,10 @@ def _cause(cause) -> str:
     return f"{where}: {cause.reason}"
 
 
-# The console shows our progress lines; Dagster's own events still go to its event log (the UI).
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The console shows our progress lines (a failure as its cause, in one line); Dagster's own
+# events, tracebacks included, still go to its event log (the UI), and to the console with --debug.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+DEBUG_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 ProgressFn = Callable[[int, int, Target, str, float], None]
 
@@ -138,9 +416,13 @@ def run(
     instance: dg.DagsterInstance,
     work: list[Target],
     progress: ProgressFn | None = None,
+    debug: bool = False,
 ) -> list[tuple[Target, bool, float]]:
     """Materialize each target in order, in-process, one Dagster run each; a failure is reported
-    and its downstream in `work` is skipped, the rest still runs."""
+    (with its cause) and its downstream in `work` is skipped, the rest still runs.
+
+    Each run executes in a worker thread while the main thread waits: Dagster then leaves the
+    process's signal handlers alone, so `stop_on_signals` can stop a step mid-way."""
     graph = _graph(defs)
     assets_defs = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     resources = defs.resources or {}
@@ -156,23 +438,55 @@ def run(
         if progress:
             progress(i, len(work), target, "running", 0.0)
         start = time.perf_counter()
-        result = dg.materialize(
+        result = _in_worker_thread(
+            dg.materialize,
             assets_defs,
             selection=[target.key],
             partition_key=target.partition,
             instance=instance,
             resources=resources,
             raise_on_error=False,
-            tags={"emostore/launched_by": "cli"},
-            run_config=QUIET_CONSOLE,
+            tags=run_tags(),
+            run_config=DEBUG_CONSOLE if debug else QUIET_CONSOLE,
         )
         took = time.perf_counter() - start
         if not result.success:
             failed.add(target.key)
         if progress:
-            progress(i, len(work), target, "done" if result.success else "FAILED", took)
+            progress(i, len(work), target, "done" if result.success else f"FAILED: {failure_cause(result)}", took)
         results.append((target, result.success, took))
     return results
+
+
+def _in_worker_thread(fn, *args, **kwargs):
+    outcome: dict[str, object] = {}
+
+    def work():
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work, name="emostore-run", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # short waits: the main thread handles signals between them
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]
+
+
+def failure_cause(result: dg.ExecuteInProcessResult) -> str:
+    """The innermost error of a failed run's first failed step, in one line."""
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        if error is not None:
+            line = (error.message or error.cls_name or "").strip().splitlines()
+            return line[0] if line else error.cls_name or "failed"
+    failure = result.get_run_failure_event() if hasattr(result, "get_run_failure_event") else None
+    return failure.message.strip().splitlines()[0] if failure and failure.message else "failed"
 
 
 def update(
@@ -181,6 +495,7 @@ def update(
     selection: str | None = None,
     progress: ProgressFn | None = None,
     max_waves: int = 10,
+    debug: bool = False,
 ) -> list[list[tuple[Target, bool, float]]]:
     """Materialize whatever is stale or missing, wave after wave, until all is fresh (a re-run
     asset can turn its children stale only once it has produced new data)."""
@@ -190,7 +505,7 @@ def update(
         todo = [s.target for s in states(defs, instance, keys) if s.state != "fresh"]
         if not todo:
             break
-        wave = run(defs, instance, todo, progress)
+        wave = run(defs, instance, todo, progress, debug)
         waves.append(wave)
         if not any(ok for _, ok, _ in wave):
             break

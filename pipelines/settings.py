@@ -3,8 +3,9 @@
 Search order: `--config`, then `$EMOSTORE_CONFIG`, then `./emostore.toml`; with none of them the
 built-in default runs the demo (store `demo/store`, the demo corpora under `demo/corpora`).
 Relative paths resolve against the config file's own directory (the working directory for the
-built-in default). Unknown keys, wrong types and missing corpus roots or weights are errors that
-name the key and the file.
+built-in default). Unknown sections, keys, encoder roles, backends and backend params, wrong
+types, out-of-range or inconsistent values (a negative count, a `min_*` above its `max_*`) and
+missing corpus roots or weights are errors on one line that name the key and the file.
 """
 
 from __future__ import annotations
@@ -181,6 +182,8 @@ def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Setti
         name: _section(model, raw.get(name, {}), f"[{name}]", where, base_dir)
         for name, model in SECTIONS.items()
     }
+    for name, value in values.items():
+        _check_values(value.model_dump(), type(value).model_fields, f"[{name}]", where)
 
     corpora: dict[str, str] = {}
     for name, table in _table(raw, "corpora", where).items():
@@ -193,6 +196,10 @@ def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Setti
 
     encoders: dict[str, EncoderResource] = {}
     user_encoders = _table(raw, "encoders", where)
+    roles = set(DEFAULT_ENCODERS) | set(UNCONFIGURED_ENCODERS)
+    for role in user_encoders:
+        if role not in roles:
+            raise ConfigError(f"{where}: unknown encoder role [encoders.{role}]; known: {', '.join(sorted(roles))}")
     for role in sorted(set(DEFAULT_ENCODERS) | set(UNCONFIGURED_ENCODERS) | set(user_encoders)):
         table = user_encoders.get(role, DEFAULT_ENCODERS.get(role) or UNCONFIGURED_ENCODERS.get(role))
         if not isinstance(table, dict):
@@ -207,6 +214,7 @@ def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Setti
         encoder = _section(EncoderResource, {**table, "role": role}, f"[encoders.{role}]", where, base_dir)
         if encoder.path and uris.is_local(encoder.path) and not Path(encoder.path).exists():
             raise ConfigError(f"{where}: [encoders.{role}] path = {encoder.path} does not exist")
+        _check_backend(encoder, where)
         encoders[role] = encoder
 
     return Settings(
@@ -242,6 +250,68 @@ def _section(model: type[BaseModel], table: Any, name: str, where: str, base_dir
         error = exc.errors()[0]
         key = ".".join(str(p) for p in error["loc"]) or "?"
         raise ConfigError(f"{where}: {name} {key}: {error['msg']} (got {error.get('input')!r})") from None
+
+
+def _check_backend(encoder: EncoderResource, where: str) -> None:
+    """The backend is one the role has, and its params are the ones that backend declares
+    (`PARAMS` in the role's module under models/encoders), of the right types and in range."""
+    from models.encoders import backend_params
+
+    name = f"[encoders.{encoder.role}]"
+    backends = backend_params(encoder.role)
+    if backends is None:
+        return
+    if encoder.backend not in backends:
+        raise ConfigError(f"{where}: {name} backend: unknown backend {encoder.backend!r}; known: {', '.join(backends)}")
+    options = backends[encoder.backend]
+    fields = {f.name: f for f in dataclasses.fields(options)}
+    for key in encoder.params:
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            raise ConfigError(f"{where}: {name} params: unknown key {key!r} for backend {encoder.backend!r}; known: {known}")
+    try:
+        pydantic.TypeAdapter(options).validate_python(dict(encoder.params))
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(p) for p in error["loc"]) or "?"
+        raise ConfigError(f"{where}: {name} params.{key}: {error['msg']} (got {error.get('input')!r})") from None
+    defaults = {f.name: f.default for f in fields.values() if f.default is not dataclasses.MISSING}
+    _check_values({**defaults, **encoder.params}, {}, f"{name} params", where, defaults, joiner=".")
+    if hasattr(options, "from_params"):
+        try:
+            options.from_params(dict(encoder.params))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {name} params: {exc}") from None
+
+
+def _lower_bound(field: Any) -> bool:
+    return any(hasattr(m, "ge") or hasattr(m, "gt") for m in getattr(field, "metadata", ()))
+
+
+def _check_values(values: dict[str, Any], fields: dict[str, Any], name: str, where: str,
+                  defaults: dict[str, Any] | None = None, joiner: str = " ") -> None:
+    """Range and consistency rules shared by every section and every backend's params: a number
+    whose default is not negative (and that declares no bound of its own) must not be negative, a
+    `*_size` must be positive, and `min_<x>` must not be above `max_<x>`."""
+    if defaults is None:
+        defaults = {k: f.get_default(call_default_factory=True) for k, f in fields.items() if not f.is_required()}
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for key, value in values.items():
+        default = defaults.get(key)
+        if not number(value) or not number(default) or (key in fields and _lower_bound(fields[key])):
+            continue
+        if key.endswith("_size") and default > 0 and value <= 0:
+            raise ConfigError(f"{where}: {name}{joiner}{key}: must be greater than 0 (got {value!r})")
+        if default >= 0 and value < 0:
+            raise ConfigError(f"{where}: {name}{joiner}{key}: must be at least 0 (got {value!r})")
+    for key, low in values.items():
+        high_key = "max_" + key[4:] if key.startswith("min_") else None
+        high = values.get(high_key) if high_key else None
+        if number(low) and number(high) and low > high:
+            raise ConfigError(f"{where}: {name} {key} = {low!r} is above {high_key} = {high!r}")
 
 
 def documented_keys() -> list[tuple[str, str, str, str]]:

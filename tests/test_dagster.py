@@ -111,7 +111,7 @@ def test_swapping_an_encoder_marks_its_whole_downstream_stale_and_nothing_else(s
     update(defs, instance)
     assert {s.state for s in states(defs, instance)} == {"fresh"}
 
-    swapped = settings_for('[encoders.speaker]\nbackend = "resemblyzer"\nparams = {partials = 2}\n')
+    swapped = settings_for('[encoders.speaker]\nbackend = "resemblyzer"\nparams = {threads = 2}\n')
     defs2 = toy_defs(swapped)
     state = {s.target.key.to_user_string(): s for s in states(defs2, instance)}
     assert {k for k, s in state.items() if s.state == "stale"} == {"toy_embeddings", "toy_report"}

@@ -10,6 +10,8 @@ from models.encoders.asr import AsrConfigError, AsrOptions, WhisperAsr
 from models.spec import ModelSpec
 
 BACKENDS = ("faster-whisper", "openai-whisper")
+# The params each backend takes (`[encoders.asr] params`, validated when the config loads).
+PARAMS: dict[str, type] = {backend: AsrOptions for backend in BACKENDS}
 
 
 def load_asr(spec: ModelSpec) -> WhisperAsr:

@@ -282,6 +282,25 @@ def prepare_ultralytics_offline() -> None:
 DETECTOR_BACKENDS = ("mtcnn", "yolo")
 
 
+@dataclasses.dataclass(frozen=True)
+class MTCNNParams:
+    """`params` of `[encoders.face_detector]` with backend `mtcnn`."""
+
+    max_side: int = DetectionOptions.max_side  # detection resolution: the longer side, in pixels
+    min_face: int = 20  # MTCNN's smallest face at that resolution, in pixels
+
+
+@dataclasses.dataclass(frozen=True)
+class YOLOParams:
+    """`params` of `[encoders.face_detector]` with backend `yolo`."""
+
+    max_side: int = DetectionOptions.max_side  # detection resolution: the longer side, in pixels
+
+
+# The params each backend takes (validated when the config loads).
+PARAMS: dict[str, type] = {"mtcnn": MTCNNParams, "yolo": YOLOParams}
+
+
 def load_detector(spec: ModelSpec, options: DetectionOptions, device: str = "cpu") -> FaceDetector:
     """The detector a `[encoders.face_detector]` spec names.
 

@@ -211,6 +211,15 @@ class EmbedderParams:
     jitters: int = 0  # dlib: average over this many jittered copies (slower, slightly steadier)
 
 
+@dataclasses.dataclass(frozen=True)
+class FaceNetParams:
+    """`params` of `[encoders.face_embedder]` with backend `facenet`: none."""
+
+
+# The params each backend takes (validated when the config loads).
+PARAMS: dict[str, type] = {"dlib": EmbedderParams, "facenet": FaceNetParams}
+
+
 def load_embedder(spec: ModelSpec, geometry: CropGeometry = CropGeometry(),
                   device: str = "cpu") -> FaceEmbedder:
     embedder_dim(spec)

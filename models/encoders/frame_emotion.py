@@ -35,6 +35,15 @@ class ZeroShotOptions:
     batch_size: int = 16
 
 
+@dataclasses.dataclass(frozen=True)
+class ClipParams:
+    """`params` of `[encoders.frame_emotion]`: none (prompts and frame rate are `[zero_shot]`)."""
+
+
+# The params each backend takes (validated when the config loads).
+PARAMS: dict[str, type] = {"clip": ClipParams}
+
+
 class ClipFrameEmotion:
     """A CLIP model and its emotion prompts; `score(frames)` gives per-frame probabilities."""
 

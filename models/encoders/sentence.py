@@ -44,6 +44,10 @@ class SentenceOptions:
         return cls(**params)
 
 
+# The params each backend takes (`[encoders.text] params`, validated when the config loads).
+PARAMS: dict[str, type] = {BACKEND: SentenceOptions}
+
+
 def resolve_weights(spec: ModelSpec) -> str:
     """The local folder (or cached model name) to load for `spec`, never a download."""
     if spec.backend != BACKEND:

@@ -51,6 +51,10 @@ class SpeakerOptions:
         return cls(**params)
 
 
+# The params each backend takes (`[encoders.speaker] params`, validated when the config loads).
+PARAMS: dict[str, type] = {backend: SpeakerOptions for backend in BACKENDS}
+
+
 def _normalized(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -45,7 +45,7 @@ def build_corpora(root: Path, seed: int, log=print) -> dict[str, Path]:
 
 def main(config: str | None = None, seed: int | None = None) -> int:
     from pipelines.definitions import build_definitions
-    from pipelines.runner import instance_for, update
+    from pipelines.runner import instance_for, release_dead_runs, stop_on_signals, update
     from pipelines.settings import CONFIG_NAME, default_settings, load_settings
 
     base = Path.cwd()
@@ -55,7 +55,8 @@ def main(config: str | None = None, seed: int | None = None) -> int:
     if not Path(settings.demo.root).is_absolute():
         corpora_root = base / corpora_root
     print(f"demo corpora: {corpora_root}", file=sys.stderr)
-    build_corpora(corpora_root, seed, log=lambda m: print(m, file=sys.stderr))
+    with stop_on_signals():
+        build_corpora(corpora_root, seed, log=lambda m: print(m, file=sys.stderr))
     if not config:
         settings = default_settings(base)  # now sees the corpora just written
 
@@ -69,7 +70,10 @@ def main(config: str | None = None, seed: int | None = None) -> int:
         else:
             print(f"[{i}/{n}] {target}: {what} ({took:.1f} s)", file=sys.stderr)
 
-    waves = update(defs, instance, None, progress)
+    with stop_on_signals(instance):  # SIGINT/SIGTERM: abandon the step in flight, exit 130
+        for line in release_dead_runs(instance):
+            print(line, file=sys.stderr)
+        waves = update(defs, instance, None, progress)
     failed = [str(t) for wave in waves for t, ok, _ in wave if not ok]
     print(summary(settings, time.perf_counter() - start))
     print(training_report(settings))
