@@ -193,7 +193,8 @@ class ZeroShotResource(dg.ConfigurableResource):
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-DEFAULT_MODALITY_SETS = [["text"], ["text", "speaker"], ["text", "face"], ["text", "speaker", "face"]]
+DEFAULT_MODALITY_SETS = [["text"], ["text", "speaker"], ["text", "face"], ["text", "speaker", "face"],
+                         ["stage2_text", "stage2_speaker", "stage2_face"]]  # the hierarchy beside raw embeddings
 # Every registered model family, at its default hyperparameters (models/fusion.py MODEL_MODULES).
 DEFAULT_MODELS = ("concat_mlp", "context_gru", "kan_mlp", "mamba", "attention", "attention_context", "late_fusion")
 
@@ -205,7 +206,7 @@ class TrainingResource(dg.ConfigurableResource):
 
     targets: list[str] = Field(default_factory=lambda: ["emotion"], description="What the grid predicts: `emotion` (MELD's seven) and/or `sentiment` (negative, neutral, positive).")
     feature_sets: list[str] = Field(default_factory=lambda: ["official"], description="Which text the `text` modality embeds: `official` (the CSV's transcripts, text_embeddings) and/or `whisper` (Whisper's re-transcripts, whisper_text_embeddings).")
-    modality_sets: list[list[str]] = Field(default_factory=lambda: [list(m) for m in DEFAULT_MODALITY_SETS], description="Modality subsets, each a list of text, speaker (speaker_embeddings), asr (asr_embeddings), face (speaking_faces).")
+    modality_sets: list[list[str]] = Field(default_factory=lambda: [list(m) for m in DEFAULT_MODALITY_SETS], description="Modality subsets, each a list of text, speaker (speaker_embeddings), asr (asr_embeddings), face (speaking_faces), or stage-2 features stage2_text, stage2_speaker, stage2_asr, stage2_face (each modality's [stage2] head applied to those vectors; official text only).")
     models: dict[str, dict[str, Any]] = Field(default_factory=lambda: {m: {} for m in DEFAULT_MODELS}, description="Grid name -> hyperparameters of a registered model (`emostore models` lists them); `model = \"<registered name>\"` inside the table trains a variant under another name.")
     seeds: list[int] = Field(default_factory=lambda: [0, 1], description="Seeds; each (model, seed) is one partition of every training asset.")
     options: dict[str, Any] = Field(default_factory=dict, description="Training options for every cell (models.train.TrainOptions: epochs, lr, weight_decay, batch_dialogues, patience, class_weights, class_weight_power, focal_gamma, label_smoothing, grad_clip, holdout_fraction).")
@@ -231,7 +232,7 @@ class Stage2Resource(dg.ConfigurableResource):
     params: dict[str, Any] = Field(default_factory=lambda: {"hidden": 128, "dropout": 0.2}, description="Hyperparameters of the feature head (`emostore models` lists them); `hidden` sets the stage-2 feature size (hidden + 7).")
     evaluate: list[str] = Field(default_factory=lambda: ["concat_mlp", "kan_mlp"], description="Head models scored per corpus and fold (and across corpora), each beside a majority-class baseline, into corpus_results.")
     seeds: list[int] = Field(default_factory=lambda: [0], description="Seeds of the scored heads; the feature head uses the first.")
-    options: dict[str, Any] = Field(default_factory=lambda: {"epochs": 40, "batch_dialogues": 64, "patience": 6}, description="Training options of every head (models.train.TrainOptions; one item is one dialogue, so `batch_dialogues` counts items).")
+    options: dict[str, Any] = Field(default_factory=lambda: {"epochs": 40, "batch_dialogues": 64, "patience": 6, "lr": 1e-3}, description="Training options of every head (models.train.TrainOptions; one item is one dialogue, so `batch_dialogues` counts items).")
     cross_corpus: bool = Field(default=True, description="Also score each corpus's head on the modality's other corpora, and a head pooled over the others on each corpus.")
 
     def train_options(self, seed: int):
@@ -250,3 +251,45 @@ class Stage2Resource(dg.ConfigurableResource):
         else:
             return None
         return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+DEFAULT_POOLED = ["cremad", "ravdess", "savee", "tess", "emodb", "iemocap"]
+
+
+class PldaResource(dg.ConfigurableResource):
+    """LDA-PLDA scored by equal error rate (`[plda]`): which embeddings, which corpus pairs, and
+    how an emotion left out of training is enrolled from the test corpus."""
+
+    modality_sets: list[list[str]] = Field(default_factory=lambda: [["speaker"], ["speaker", "text"]], description="Modality subsets whose embeddings are concatenated, each a list of speaker (corpus_speaker_embeddings), asr (corpus_asr_embeddings), text (iemocap_text_embeddings, text_corpus_embeddings).")
+    pairs: list[list[str]] = Field(default_factory=lambda: [["cremad", "iemocap"], ["pooled", "iemocap"], ["iemocap", "iemocap"]], description="[train_on, test_on] corpus pairs; train_on `pooled` is every corpus of `pooled_corpora` but the tested one; a corpus paired with itself follows its folds.")
+    pooled_corpora: list[str] = Field(default_factory=lambda: list(DEFAULT_POOLED), description="Corpora a `pooled` training set draws on (those with every modality of the subset).")
+    unseen: str = Field(default="each", description="The emotion left out of training and enrolled from test items: `each` (every emotion in both corpora, in turn), one emotion, or `none`.")
+    shots: list[int] = Field(default_factory=lambda: [5, 20], description="Test items the unseen emotion is enrolled from (k); those items are left out of every trial.")
+    draws: int = Field(default=10, ge=1, description="Random draws of the k enrolment items; the EER is their mean.")
+    seed: int = Field(default=0, description="Seed of the enrolment draws.")
+    lda_dim: int = Field(default=0, ge=0, description="LDA directions kept before the PLDA; 0 = the training emotions less one.")
+    lda_shrinkage: float = Field(default=0.1, ge=0.0, lt=1.0, description="Shrinkage of LDA's within-class scatter toward a scaled identity.")
+    length_norm: bool = Field(default=True, description="Length-normalise the LDA projections before the PLDA.")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class TwoStageResource(dg.ConfigurableResource):
+    """Two-stage emotion recognition (`[two_stage]`): valence, arousal and dominance regressed from
+    embeddings, then mapped to a category, beside direct classification on the same folds and seeds."""
+
+    modality_sets: list[list[str]] = Field(default_factory=lambda: [["speaker"], ["text"], ["speaker", "text"]], description="Modality subsets stage 1 (and direct classification) reads, each a list of speaker, asr, text.")
+    pairs: list[list[str]] = Field(default_factory=lambda: [["iemocap", "iemocap"]], description="[train_on, test_on] corpus pairs; a corpus paired with itself follows its folds (IEMOCAP: leave one session out); stage 1 trains on the items rated for valence, arousal and dominance.")
+    pooled_corpora: list[str] = Field(default_factory=lambda: list(DEFAULT_POOLED), description="Corpora a `pooled` training set draws on.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="Seeds of stage 2 and of the direct classifier (stage 1, ridge, has none).")
+    alphas: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0], description="Ridge penalties of stage 1; the one with the lowest dev RMSE is kept.")
+    stage2_model: str = Field(default="concat_mlp", description="Stage 2, the three values to a category: a registered model (`emostore models`).")
+    stage2_params: dict[str, Any] = Field(default_factory=lambda: {"hidden": 32}, description="Hyperparameters of the stage-2 model.")
+    direct_model: str = Field(default="concat_mlp", description="Direct classification from the embeddings: a registered model.")
+    direct_params: dict[str, Any] = Field(default_factory=dict, description="Hyperparameters of the direct model.")
+    options: dict[str, Any] = Field(default_factory=lambda: {"epochs": 40, "batch_dialogues": 64, "patience": 6}, description="Training options of the direct classifier (models.train.TrainOptions; one item is one dialogue).")
+    stage2_options: dict[str, Any] = Field(default_factory=lambda: {"epochs": 200, "lr": 0.01, "batch_dialogues": 64, "patience": 20, "weight_decay": 0.0}, description="Training options of stage 2 (three inputs: a tiny model that needs a larger step and more epochs).")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:12]

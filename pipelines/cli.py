@@ -339,10 +339,14 @@ def report(
     baseline: Annotated[str, typer.Option(help="Model each row's others are compared with (paired bootstrap on weighted F1); '' for none.")] = "concat_mlp",
     compare: Annotated[Optional[tuple[str, str]], typer.Option("--compare", help="CELL_A CELL_B: weighted F1 of B minus A with a 95% paired bootstrap interval (a cell id without .sN pairs every seed).")] = None,
     by: Annotated[str, typer.Option(help="Bootstrap resampling unit: utterance or dialogue.")] = "utterance",
+    corpora: Annotated[bool, typer.Option("--corpora", help="The unimodal corpora instead: stage-2 heads (and other corpus methods) per modality, train and test corpus, beside the majority-class baseline, mean ± std over folds and seeds.")] = False,
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="With --corpora: metric(s) shown (default accuracy and weighted_f1; e.g. f1, eer, rmse).")] = None,
+    modality: Annotated[Optional[str], typer.Option(help="With --corpora: only this modality.")] = None,
 ) -> None:
     """The training grid as the papers tabulate it: accuracy and weighted F1 per model and modality
     subset, mean ± sample std over seeds (seed count in brackets), and each model against the
-    row's baseline: the difference in weighted F1 with a 95% paired bootstrap interval."""
+    row's baseline: the difference in weighted F1 with a 95% paired bootstrap interval. With
+    --corpora: the models scored on the unimodal corpora (in brackets: folds x seeds)."""
     settings = _settings()
     from assets.training.report import FORMATS, baseline_columns, compare as compare_cells, render, report_frame
     from storage import Store
@@ -352,6 +356,14 @@ def report(
     if by not in ("utterance", "dialogue"):
         _fail("--by must be utterance or dialogue")
     store = Store(settings.store.root)
+    if corpora:
+        from assets.training.report import CORPUS_METRICS, corpus_frame, render_corpora
+
+        summary = corpus_frame(store, tuple(metric or CORPUS_METRICS), modality)
+        if summary.is_empty():
+            _fail(f"no corpus results in {settings.store.root}: run `emostore update 'group:training'`", code=1)
+        typer.echo(render_corpora(summary, fmt))
+        return
     if compare:
         try:
             found = compare_cells(store, compare[0], compare[1], split, by)

@@ -17,7 +17,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     resources = build_resources(settings)
     merged = dg.Definitions.merge(
         *(domain.defs for domain in DOMAINS),
-        training.definitions(settings.training),  # the grid follows [training]
+        training.definitions(settings.training, settings.stage2),  # the grid follows [training], heads [stage2]
         dg.Definitions(
             resources=resources,
             executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),

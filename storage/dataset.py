@@ -98,6 +98,15 @@ class TrainingData:
     def splits(self) -> list[str]:
         return [s for s in SPLITS if (self.split == s).any()]
 
+    def take(self, rows: np.ndarray) -> TrainingData:
+        """The same data restricted to `rows` (indices or a boolean mask), in that order."""
+        rows = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        return dataclasses.replace(
+            self, ids=self.ids[rows], split=self.split[rows], dialogue=self.dialogue[rows],
+            features={m: v[rows] for m, v in self.features.items()},
+            present={m: p[rows] for m, p in self.present.items()},
+            labels=self.labels[rows], speaker=self.speaker[rows], speaker_id=self.speaker_id[rows])
+
     def select(self, modalities: Sequence[str]) -> TrainingData:
         """The same data seen through `modalities` only, as `load_training_data` with just those
         sources gives it: an utterance none of them has is left out (and counted)."""
@@ -207,6 +216,19 @@ def load_training_data(
                        {m: r.rows_ok for m, r in read.items()}),
         speakers=tuple(speakers),
     )
+
+
+def read_source(store: Store, source: FeatureSource, splits: Sequence[str] = SPLITS) -> tuple[list[str], np.ndarray]:
+    """(ids, (M, D) float32 vectors): a source's ok rows at its fingerprint in `splits`, one per
+    id; the errors of `load_training_data` for a missing table, fingerprint or stale rows."""
+    found = _read_source(store, source, list(splits))
+    return found.ids.to_list(), found.vectors
+
+
+def meld_rows(store: Store, splits: Sequence[str] = SPLITS) -> pl.DataFrame:
+    """meld_utterances' stored splits among `splits` (id, split, dialogue_id, utterance_id,
+    speaker, emotion, sentiment), in split, dialogue, utterance order."""
+    return _read_meld(store, [s for s in SPLITS if s in splits], required=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -507,3 +529,40 @@ def fold_roles(protocol: str, folds: np.ndarray, splits: np.ndarray, test_fold: 
         at = np.flatnonzero(train)[share]
         roles[at] = "dev"
     return roles
+
+
+def join_corpus_rows(parts: Sequence[CorpusRows]) -> CorpusRows:
+    """Several modalities of the same items side by side: the items every part has (inner join
+    on corpus and id), the first part's columns, vectors concatenated in the parts' order. The
+    result's table and fingerprint name every part's, joined by `+`."""
+    if not parts:
+        raise ValueError("nothing to join")
+    if len(parts) == 1:
+        return parts[0]
+    keyed = [p.frame.select("corpus", "id").with_row_index(f"_at{i}") for i, p in enumerate(parts)]
+    joined = keyed[0]
+    for other in keyed[1:]:
+        joined = joined.join(other, on=["corpus", "id"], how="inner")
+    joined = joined.sort("corpus", "id")
+    vectors = np.concatenate([p.vectors[joined[f"_at{i}"].to_numpy()] for i, p in enumerate(parts)], axis=1)
+    return CorpusRows(table="+".join(p.table for p in parts), fingerprint="+".join(p.fingerprint for p in parts),
+                      encoder="+".join(p.encoder for p in parts), frame=parts[0].frame[joined["_at0"].to_numpy()],
+                      vectors=vectors.astype(np.float32, copy=False))
+
+
+def concat_corpus_rows(parts: Sequence[CorpusRows]) -> CorpusRows:
+    """One modality's rows from several tables (e.g. IEMOCAP's transcripts and the text corpora)
+    as one CorpusRows, ordered by corpus and id; an item in two parts is an error."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    if len(parts) == 1:
+        return parts[0]
+    if len({p.vectors.shape[1] for p in parts}) > 1:
+        raise ValueError(f"vector sizes differ: {[(p.table, p.vectors.shape[1]) for p in parts]}")
+    frame = pl.concat([p.frame for p in parts]).with_row_index("_at")
+    if frame.select(pl.struct("corpus", "id").is_duplicated().any()).item():
+        raise ValueError(f"an item has rows in several of {[p.table for p in parts]}")
+    order = frame.sort("corpus", "id")
+    vectors = np.concatenate([p.vectors for p in parts])[order["_at"].to_numpy()]
+    return CorpusRows(table="+".join(p.table for p in parts), fingerprint="+".join(p.fingerprint for p in parts),
+                      encoder=parts[0].encoder, frame=order.drop("_at"), vectors=vectors)

@@ -1,7 +1,7 @@
 """The balanced text training set: a target number of texts per emotion across the text corpora.
 
 Candidates are usable items (status ok, one of the seven labels) of the sources' train and dev
-splits; their test splits stay out for evaluating heads, and a candidate whose normalized text
+splits; their test splits (SemEval's dev, its test being unlabelled) stay out for evaluating heads, and a candidate whose normalized text
 also appears in any test split is dropped so nothing leaks into evaluation. Texts are
 deduplicated by normalized text (one row kept; a text carrying two different labels is dropped
 altogether). Per emotion, `even` gives every source an equal share where it has enough texts and
@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from storage.labels import EMOTIONS
+from storage.schemas.corpora import HELD_OUT_SPLIT
 from storage.status import Status
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -77,15 +78,15 @@ def balanced_text_set(items: list[dict[str, Any]], options: BalanceOptions) -> t
 
     `items`: rows of the items tables (corpus, id, split, text, label, status at least).
     """
-    held_out = {
-        text_key(normalized_text(row["text"]))
-        for row in items
-        if row["split"] in options.held_out and row["text"]
-    }
+    def held(row) -> bool:  # a split heads are scored on (SemEval's dev: its test is unlabelled)
+        return row["split"] in options.held_out or row["split"] == HELD_OUT_SPLIT.get(row["corpus"])
+
+    held_out = {text_key(normalized_text(row["text"])) for row in items if held(row) and row["text"]}
     removed: Counter[str] = Counter()
     by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in items:
-        if row["status"] != Status.OK or row["label"] not in EMOTIONS or row["split"] not in options.splits:
+        if (row["status"] != Status.OK or row["label"] not in EMOTIONS or row["split"] not in options.splits
+                or held(row)):
             continue
         normalized = normalized_text(row["text"] or "")
         if not normalized:

@@ -18,10 +18,10 @@ from assets.corpora.items import label_metadata, unconfigured_items
 from assets.reporting import table_result
 from assets.resources import CorporaResource, LabelRulesResource, StoreResource
 from storage.labels import LabelRules
-from storage.schemas.corpora import TEXT_CORPORA, items_frame
+from storage.schemas.corpora import DRAWN_TEST_SPLIT, HELD_OUT_SHARE, TEXT_CORPORA, items_frame
 from storage.status import Status
 
-ITEMS_CODE_VERSION = "1"  # bump when a reader changes what it writes
+ITEMS_CODE_VERSION = "2"  # bump when a reader changes what it writes; 2: drawn test splits
 MAX_MALFORMED_SHARE = 0.05  # above this a corpus is more likely misplaced than slightly damaged
 
 
@@ -50,6 +50,21 @@ def readable_check(corpus: str, frame, read: SourceRead | None) -> dg.AssetCheck
     )
 
 
+def with_test_split(corpus: str, rows: list[dict]) -> list[dict]:
+    """A corpus published without splits (DRAWN_TEST_SPLIT) gets a test split: a stratified
+    HELD_OUT_SHARE of its usable items per label, by hash of the id (the same ids always give
+    the same draw). Other corpora's rows are returned as they are."""
+    from storage.dataset import stratified_share
+
+    if corpus not in DRAWN_TEST_SPLIT:
+        return rows
+    usable = [i for i, r in enumerate(rows) if r["status"] == Status.OK]
+    drawn = stratified_share([rows[i]["id"] for i in usable], [rows[i]["label"] for i in usable],
+                             HELD_OUT_SHARE, salt=f"{corpus}/test/")
+    tested = {usable[j] for j in drawn.nonzero()[0]}
+    return [{**r, "split": "test"} if i in tested else r for i, r in enumerate(rows)]
+
+
 def materialize_items(context, corpus: str, store: StoreResource, corpora: CorporaResource,
                       rules: LabelRules) -> dg.MaterializeResult:
     table = store.store().parquet(f"{corpus}_items")
@@ -58,7 +73,7 @@ def materialize_items(context, corpus: str, store: StoreResource, corpora: Corpo
         check = readable_check(corpus, items_frame([]), None)
         return unconfigured_items(context, corpus, table, ITEMS_CODE_VERSION, check)
     read = READERS[corpus](Path(root), rules)
-    frame = items_frame(read.rows)
+    frame = items_frame(with_test_split(corpus, read.rows))
     version = table.write(frame, fingerprint=ITEMS_CODE_VERSION,
                           metadata={"root": root, "files": read.files, "missing": read.missing})
     usable = int((frame["status"] == Status.OK).sum())

@@ -17,7 +17,7 @@ from assets.resources import StoreResource, TextTrainingResource
 from storage.labels import EMOTIONS
 from storage.schemas.corpora import TEXT_CORPORA, TEXT_TRAINING_SET
 
-TRAINING_CODE_VERSION = "1"
+TRAINING_CODE_VERSION = "2"  # 2: SemEval dev held out
 _ITEM_COLUMNS = ["corpus", "id", "split", "text", "label", "status"]
 
 

@@ -22,6 +22,7 @@ class Modality:
     table: str
     resources: tuple[str, ...]  # the encoder resources the rows depend on (first: the table's own)
     spec: Callable[[Any], Any]  # the resource -> the spec whose fingerprint the table's rows carry
+    stage2_of: str = ""  # a stage-2 feature: the modality whose head makes it (its rows name the head)
 
 
 def _text_spec(text):
@@ -58,11 +59,28 @@ FEATURE_SETS: dict[str, dict[str, Modality]] = {
     }
     for feature_set, text_table in (("official", "text_embeddings"), ("whisper", "whisper_text_embeddings"))
 }
+# Stage-2 features (assets/training/stage2.py): each head applied to the official feature set's
+# vectors of its modality, so they exist in the official feature set only.
+for _modality in ("text", "speaker", "asr", "face"):
+    _base = FEATURE_SETS["official"][_modality]
+    FEATURE_SETS["official"][f"stage2_{_modality}"] = Modality(
+        f"stage2_{_modality}_features", _base.resources, _base.spec, stage2_of=_modality)
+MODALITIES: tuple[str, ...] = tuple(FEATURE_SETS["official"])  # every modality some feature set has
 
 
-def feature_source(feature_set: str, modality: str, resources: Mapping[str, Any]) -> FeatureSource:
-    """The stored rows `modality` of `feature_set` reads, for the configured encoders."""
+def feature_source(feature_set: str, modality: str, resources: Mapping[str, Any], store=None) -> FeatureSource:
+    """The stored rows `modality` of `feature_set` reads, for the configured encoders (and, for a
+    stage-2 feature, the head `store` holds for its modality)."""
     found = FEATURE_SETS[feature_set][modality]
     spec = found.spec(resources[found.resources[0]])
+    if found.stage2_of:
+        from assets.training.stage2 import current_head, head_spec
+
+        head = current_head(store, found.stage2_of)
+        if head is None:
+            raise ValueError(f"{modality}: no {found.stage2_of} head is stored in {store.root}; "
+                             f"materialize stage2_{found.stage2_of}_head and stage2_{found.stage2_of}_features")
+        base = FEATURE_SETS[feature_set][found.stage2_of]
+        spec = head_spec(head, base.table, spec.fingerprint())
     return FeatureSource(modality=modality, table=found.table, fingerprint=spec.fingerprint(),
                          encoder=spec.encoder(), label=spec.label)

@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from assets.resources import TrainingResource
-from assets.training.features import FEATURE_SETS, feature_source
+from assets.training.features import FEATURE_SETS, MODALITIES, feature_source
 from storage.schemas.training import TRAINING_CELLS, TRAINING_PREDICTIONS, TRAINING_RESULTS
 
 GRID_VERSION = "1"  # bump when what a cell writes changes
@@ -77,11 +77,10 @@ def validate(training: TrainingResource) -> None:
     for feature_set in training.feature_sets:
         if feature_set not in FEATURE_SETS:
             raise ValueError(f"[training] feature_sets: unknown {feature_set!r}; known: {', '.join(FEATURE_SETS)}")
-    known = list(FEATURE_SETS["official"])
     for subset in training.modality_sets:
-        if not subset or len(set(subset)) != len(subset) or set(subset) - set(known):
+        if not subset or len(set(subset)) != len(subset) or set(subset) - set(MODALITIES):
             raise ValueError(f"[training] modality_sets: {subset} must name each modality once, "
-                             f"among {', '.join(known)}")
+                             f"among {', '.join(MODALITIES)}")
     if not training.seeds or not training.models:
         raise ValueError("[training] needs at least one model and one seed")
 
@@ -116,6 +115,7 @@ def grid_assets(training: TrainingResource) -> list[dg.AssetsDefinition]:
         for target in training.targets
         for feature_set in training.feature_sets
         for modalities in training.modality_sets
+        if set(modalities) <= set(FEATURE_SETS[feature_set])  # stage-2 features: official text only
     ]
 
 
@@ -161,7 +161,7 @@ def run_cell(context, target: str, feature_set: str, modalities: list[str], mode
     store = resources.store.store()
     cell = cell_id(target, feature_set, modalities, model_name, seed)
     encoders = {key: getattr(resources, key) for r in modalities for key in FEATURE_SETS[feature_set][r].resources}
-    sources = [feature_source(feature_set, m, encoders) for m in modalities]
+    sources = [feature_source(feature_set, m, encoders, store) for m in modalities]
     data = load_training_data(store, sources, target)
     registered, params = training.model_entry(model_name)
     options = TrainOptions(**{**training.options, "seed": seed})

@@ -72,9 +72,13 @@ def paper_table(summary, against: dict[tuple, dict[str, str]] | None = None,
 
 def render(summary, fmt: str, split: str, against=None, baseline: str = "") -> str:
     header, rows = paper_table(summary, against, baseline)
+    return formatted(header, rows, fmt, {"split": split, "long": summary.to_dicts()})
+
+
+def formatted(header: list[str], rows: list[list[str]], fmt: str, extra: dict[str, Any] | None = None) -> str:
+    """A table as text columns, Markdown, CSV, or JSON (with `extra` beside columns and rows)."""
     if fmt == "json":
-        return json.dumps({"split": split, "columns": header, "rows": rows,
-                           "long": summary.to_dicts()}, indent=1)
+        return json.dumps({**(extra or {}), "columns": header, "rows": rows}, indent=1, default=str)
     if fmt == "csv":
         import csv
         import io
@@ -222,3 +226,48 @@ def baseline_columns(store: Store, summary, baseline: str, split: str = "dev") -
                 continue
             out.setdefault((target, feature_set, modalities), {})[model] = str(found)
     return out
+
+
+# -- the unimodal corpora: stage-2 heads and the methods scored per corpus -----------------------
+CORPUS_METRICS = ("accuracy", "weighted_f1")
+
+
+def corpus_frame(store: Store, metrics=CORPUS_METRICS, modality: str | None = None):
+    """corpus_results summarized: per (modality, train on, test on, split, method, metric, class)
+    the mean and sample std (in %) over folds and seeds, and how many (fold, seed) pairs."""
+    import polars as pl
+
+    from storage.schemas.training import CORPUS_RESULTS
+
+    results = read_all(store, CORPUS_RESULTS.name)
+    results = results.filter(pl.col("metric").is_in(list(metrics)))
+    if modality:
+        results = results.filter(pl.col("modality") == modality)
+    return (results.group_by("modality", "train_on", "test_on", "split", "method", "metric", "class")
+            .agg((100 * pl.col("value").mean()).alias("mean"), (100 * pl.col("value").std(ddof=1)).alias("std"),
+                 pl.struct("fold", "seed").n_unique().alias("runs"), pl.col("n").sum().alias("items"))
+            .sort("modality", "train_on", "test_on", "split", "method", "metric", "class"))
+
+
+def corpus_table(summary) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): a row per (modality, train on, test on, split), a column per method and
+    metric (with its class where it has one) as `mean ± std (runs)`; in-domain rows first."""
+    import polars as pl
+
+    summary = summary.with_columns(pl.when(pl.col("class") == "").then(pl.col("metric"))
+                                   .otherwise(pl.format("{} {}", "metric", "class")).alias("_what"))
+    columns = summary.select("method", "_what").unique(maintain_order=True).sort("method", "_what").rows()
+    header = ["modality", "train on", "test on", "split"] + [f"{m} {w}" for m, w in columns]
+    cells: dict[tuple, dict[tuple, str]] = {}
+    for r in summary.iter_rows(named=True):
+        std = f" ± {r['std']:.1f}" if r["std"] is not None and r["runs"] > 1 else ""
+        key = (r["modality"], r["train_on"], r["test_on"], r["split"])
+        cells.setdefault(key, {})[(r["method"], r["_what"])] = f"{r['mean']:.1f}{std} ({r['runs']})"
+    order = sorted(cells, key=lambda k: (k[0], k[1] != k[2], k[1], k[2], k[3]))
+    rows = [[*key, *(cells[key].get(c, "-") for c in columns)] for key in order]
+    return header, rows
+
+
+def render_corpora(summary, fmt: str) -> str:
+    header, rows = corpus_table(summary)
+    return formatted(header, rows, fmt, {"long": summary.to_dicts()})

@@ -15,6 +15,14 @@ from storage.schemas import STATUS_FIELDS, TableSchema, register, vector
 
 TEXT_CORPORA: tuple[str, ...] = ("crowdflower", "saravia", "goemotions", "isear", "semeval_ei_reg")
 
+# Where each text corpus's heads are scored: its test split, except SemEval-2018 EI-reg, whose
+# test intensities are unlabelled, so its dev is held out instead (never drawn for training).
+HELD_OUT_SPLIT: dict[str, str] = {"semeval_ei_reg": "dev"}
+# Published without splits: a stratified share of their usable items is their test split,
+# drawn when the items are read, so the balanced training set never sees it.
+DRAWN_TEST_SPLIT: tuple[str, ...] = ("crowdflower", "isear")
+HELD_OUT_SHARE = 0.1
+
 # all-MiniLM-L6-v2, the default text encoder, gives 384-d sentence vectors.
 TEXT_EMBEDDING_DIM = 384
 
