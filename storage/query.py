@@ -146,6 +146,15 @@ class _Source:
                 raise QueryError(_filter_message(exc, where, self.columns)) from None
         return filter_frame(self._frame, where).select(columns).to_arrow()
 
+    def count(self, where: str | None) -> int:
+        """Rows matching `where` (Lance answers from its indexes)."""
+        if self.lance:
+            try:
+                return self.dataset.count_rows(where)
+            except ValueError as exc:
+                raise QueryError(_filter_message(exc, where, self.columns)) from None
+        return filter_frame(self._frame, where).height
+
     def count_by(self, column: str, where: str | None = None) -> dict[str, int]:
         found = self.read(where, [column]).column(column).to_pylist()
         counts: dict[str, int] = {}
@@ -221,7 +230,7 @@ def _choose_encoder(source: _Source, encoder: str | None) -> str | None:
     """The encoder of an answer: `encoder` when the table holds it, else the only one it holds."""
     if "encoder" not in source.columns:
         return None
-    if encoder is not None and source.read(f"encoder = {sql_quote(encoder)}", ["encoder"]).num_rows:
+    if encoder is not None and source.count(f"encoder = {sql_quote(encoder)}"):
         return encoder
     held = source.count_by("encoder")
     listed = ", ".join(f"{e} ({n} rows)" for e, n in held.items()) or "none"
@@ -237,8 +246,8 @@ def _check_speakers(source: _Source, filters: Filters, encoder: str | None) -> N
     if not filters.speakers:
         return
     scope = _predicate(source, Filters(status=None), encoder)
-    found = source.read(" AND ".join(p for p in (scope, sql_in("speaker", filters.speakers)) if p), ["speaker"])
-    missing = sorted(set(filters.speakers) - set(found.column("speaker").to_pylist()))
+    missing = [s for s in filters.speakers
+               if not source.count(" AND ".join(p for p in (scope, f"speaker = {sql_quote(s)}") if p))]
     if missing:
         counts = source.count_by("speaker", scope)
         listed = ", ".join(f"{s} ({n})" for s, n in counts.items())
@@ -338,11 +347,14 @@ def query(
 
     name = resolve_table(table, modality)
     source = _Source(store, name, version, filters.split)
-    chosen = _choose_encoder(source, encoder)
-    _check_speakers(source, filters, chosen)
-    where = _predicate(source, filters, chosen)
     if isinstance(like, str):
         like = Like(like)
+    # A named encoder and the speakers are checked only when the answer lacks them (cheaper).
+    chosen = encoder if encoder is not None and like is None and "encoder" in source.columns \
+        else _choose_encoder(source, encoder)
+    if like is not None:
+        _check_speakers(source, filters, chosen)
+    where = _predicate(source, filters, chosen)
     exclude = None
     if like is not None:
         if vector is not None:
@@ -371,6 +383,10 @@ def query(
             kept = found.take(pa.array(index, pa.int64()))
             rows = pl.from_arrow(kept.select(shown + ([VECTOR] if with_vectors else [])))
             rows = rows.with_columns(pl.Series(DISTANCE, distances, dtype=pl.Float64))
+    present = set(rows["speaker"].to_list()) if "speaker" in rows.columns else set()
+    if rows.is_empty() or not set(filters.speakers) <= present:
+        _choose_encoder(source, encoder)
+        _check_speakers(source, filters, chosen)
     if with_text:
         rows = add_text(store, rows)
     return rows
@@ -438,6 +454,95 @@ def add_text(store: Store, rows):
     if DISTANCE in rows.columns:  # keep the distance last
         rows = rows.select([c for c in rows.columns if c != DISTANCE] + [DISTANCE])
     return rows
+
+
+# -- in memory ---------------------------------------------------------------------------------
+class Searcher:
+    """Exact search over one table's ok rows of one encoder held in memory, for many queries in
+    one process: the rows are read once (at `version`, default the latest), kept grouped by
+    speaker so a speaker's vectors are one contiguous block, and searched with the same ordering
+    as `query` (distance, then id). A query on a table that has moved on reloads it first,
+    unless the searcher was pinned to a version. Memory: the vectors (rows x dim x 4 bytes)."""
+
+    def __init__(self, store: Store, table: str, *, encoder: str | None = None, version: int | str | None = None):
+        self.store, self.table, self.pinned = store, resolve_table(table), version
+        self.encoder = encoder
+        self._load()
+
+    def _load(self) -> None:
+        import polars as pl
+
+        source = _Source(self.store, self.table, self.pinned)
+        self.encoder = _choose_encoder(source, self.encoder)
+        self.version = source.dataset.version if source.lance else None
+        self._handle = source.handle if source.lance else None  # one handle: seeing new commits is cheap
+        self.item = item_column(source.columns)
+        shown = _shown_columns(source.columns)
+        found = source.read(_predicate(source, Filters(), self.encoder), list(dict.fromkeys([*shown, VECTOR])))
+        rows = pl.from_arrow(found.select(shown))
+        names = rows["speaker"].fill_null("").to_numpy().astype(str) if "speaker" in shown else \
+            np.full(rows.height, "")
+        order = np.argsort(names, kind="stable")  # each speaker's rows one block
+        self.rows = rows.select(pl.all().gather(order))
+        self.vectors = _matrix(found.column(VECTOR))[order]
+        del found
+        self.norms = np.sqrt(np.einsum("ij,ij->i", self.vectors, self.vectors))
+        self.ids = self.rows[self.item].to_numpy()
+        names = names[order]
+        starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if len(names) else np.zeros(0, np.int64)
+        ends = np.r_[starts[1:], len(names)]
+        self.blocks = {str(names[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
+
+    def _current(self) -> None:
+        if self.pinned is None and self._handle is not None and self._handle.version != self.version:
+            self._load()
+
+    def nearest(self, vector, k: int = 10, filters: Filters = Filters()):
+        """The `k` rows nearest `vector` among those matching `filters` (speakers, emotion,
+        split, corpus; `where` and `dialogue` are `query`'s), as `query` answers."""
+        import polars as pl
+
+        if filters.where or filters.dialogue is not None or filters.status not in ("ok",):
+            raise QueryError("the in-memory searcher holds ok rows and filters by speaker, emotion, split and corpus")
+        self._current()
+        if filters.speakers:
+            missing = [s for s in filters.speakers if s not in self.blocks]
+            if missing:
+                by_rows = sorted(self.blocks.items(), key=lambda item: (item[1][0] - item[1][1], item[0]))
+                listed = ", ".join(f"{s} ({e - b})" for s, (b, e) in by_rows)
+                raise QueryError(f"no speaker {', '.join(map(repr, missing))} in {self.table}; speakers (rows): {listed}")
+            spans = [self.blocks[s] for s in dict.fromkeys(filters.speakers)]
+        else:
+            spans = [(0, len(self.vectors))]
+        q = np.asarray(vector, np.float32)
+        qn = float(np.linalg.norm(q))
+        if qn == 0:
+            raise QueryError("the query vector is all zeros")
+        label = label_column(self.rows.columns)
+        masks = [(c, v) for c, v in ((label, filters.emotion), ("split", filters.split), ("corpus", filters.corpus))
+                 if v is not None]
+        parts, offsets = [], []
+        for begin, end in spans:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rough = 1.0 - (self.vectors[begin:end] @ (q / qn)) / self.norms[begin:end]
+            rough[self.norms[begin:end] == 0] = np.inf
+            for column, value in masks:
+                if column is None or column not in self.rows.columns:
+                    raise QueryError(f"{self.table} has no {column or 'label'} column")
+                rough[self.rows[column][begin:end].to_numpy() != value] = np.inf
+            parts.append(rough)
+            offsets.append(np.arange(begin, end))
+        rough = np.concatenate(parts) if parts else np.zeros(0)
+        rows = np.concatenate(offsets) if offsets else np.zeros(0, np.int64)
+        k = min(k, int(np.isfinite(rough).sum()))
+        if k <= 0:
+            return self.rows.head(0).with_columns(pl.lit(None, pl.Float64).alias(DISTANCE))
+        kth = np.partition(rough, k - 1)[k - 1]
+        candidates = rows[rough <= kth + RERANK_MARGIN]
+        exact = cosine_distances(self.vectors[candidates], q)
+        order = sorted(range(len(candidates)), key=lambda i: (exact[i], self.ids[candidates[i]]))[:k]
+        chosen = candidates[order]
+        return self.rows[chosen.tolist()].with_columns(pl.Series(DISTANCE, exact[order], dtype=pl.Float64))
 
 
 # -- approximate search ------------------------------------------------------------------------

@@ -337,3 +337,23 @@ def test_cli_show_where_filters_parquet_tables(cli_store):
     assert out.strip().endswith(f"{expected} rows")
     proc = cli("show", "meld_utterances", "--where", "nope = 1", cwd=root, check=False)
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_in_memory_searcher_answers_like_query(built):
+    from storage.query import Searcher
+
+    store, ids = built["store"], built["ids"]
+    searcher = Searcher(store, "speaker_embeddings", encoder=ENCODER)
+    rng = np.random.default_rng(2)
+    for trial in range(30):
+        q = built["vectors"][5] if trial % 5 == 0 else rng.standard_normal(DIM)
+        k = int(rng.choice([1, 5, 12, 50]))
+        filters = Filters(speakers=tuple(rng.choice(SPEAKERS, int(rng.integers(0, 3)), replace=False)),
+                          emotion=str(rng.choice(EMOTIONS)) if trial % 3 == 0 else None,
+                          split="dev" if trial % 4 == 1 else None)
+        expected = query(store, "speaker_embeddings", filters=filters, vector=q, k=k, encoder=ENCODER, with_text=False)
+        answer = searcher.nearest(q, k, filters)
+        assert answer["id"].to_list() == expected["id"].to_list(), (trial, filters)
+        np.testing.assert_allclose(answer["distance"].to_numpy(), expected["distance"].to_numpy(), atol=1e-9)
+    with pytest.raises(QueryError, match=r"no speaker 'Ursula'.*Ross \(\d+\)"):
+        searcher.nearest(np.ones(DIM), 3, Filters(speakers=("Ursula",)))
