@@ -99,6 +99,7 @@ def sync_embeddings(
             **{f"rows by {c.replace('_', ' ')}": dg.MetadataValue.json(
                 {str(k): int(n) for k, n in rows.group_by(c).len().sort(c).iter_rows()}) for c in count_by},
             **(extra_metadata or {}),
+            **speaker_similarity_metadata(table, encoder),
         },
         check_results=[dg.AssetCheckResult(
             check_name=check,
@@ -108,6 +109,44 @@ def sync_embeddings(
                       **({"vectors not of unit length (first 1000)": off_unit} if unit_vectors else {})},
         )],
     )
+
+
+MIN_SPEAKER_ROWS = 20  # speakers with fewer ok rows have too noisy a centroid to compare
+MAX_HEATMAP_SPEAKERS = 25  # the most frequent ones: a readable picture
+
+
+def speaker_similarity_metadata(table: LanceTable, encoder: str) -> dict[str, Any]:
+    """For a MELD table with a speaker column: a heat map of the cosine similarity between the
+    centroids of the speakers with at least MIN_SPEAKER_ROWS ok rows of `encoder` (which voices or
+    faces the encoder confuses); nothing for corpus tables or fewer than two such speakers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from assets.reporting import png_markdown
+    from storage import Store
+    from storage.query import speaker_centroids
+
+    columns = table.schema.schema.names
+    if "speaker" not in columns or "corpus" in columns or not table.exists():
+        return {}
+    speakers, centroids, counts = speaker_centroids(Store(table.root), table.schema.name, encoder=encoder,
+                                                    min_rows=MIN_SPEAKER_ROWS, max_speakers=MAX_HEATMAP_SPEAKERS)
+    if len(speakers) < 2:
+        return {}
+    similarity = centroids @ centroids.T
+    size = 2.5 + 0.35 * len(speakers)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    others = similarity[~np.eye(len(speakers), dtype=bool)]
+    image = axis.imshow(similarity, cmap="viridis", vmin=float(np.floor(others.min() * 20) / 20), vmax=1.0)
+    labels = [f"{s} ({n})" for s, n in zip(speakers, counts)]
+    axis.set_xticks(range(len(speakers)), labels, rotation=90, fontsize=7)
+    axis.set_yticks(range(len(speakers)), labels, fontsize=7)
+    axis.set_title(f"{table.schema.name}: speaker centroid cosine similarity", fontsize=9)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    return {"speaker centroid similarity": png_markdown(figure)}
 
 
 def _off_unit(table: LanceTable, scope: str, sample: int = 1000) -> int:

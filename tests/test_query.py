@@ -357,3 +357,12 @@ def test_the_in_memory_searcher_answers_like_query(built):
         np.testing.assert_allclose(answer["distance"].to_numpy(), expected["distance"].to_numpy(), atol=1e-9)
     with pytest.raises(QueryError, match=r"no speaker 'Ursula'.*Ross \(\d+\)"):
         searcher.nearest(np.ones(DIM), 3, Filters(speakers=("Ursula",)))
+
+
+def test_embedding_materializations_carry_a_speaker_similarity_heat_map(built):
+    from assets.embedding_tables import speaker_similarity_metadata
+
+    store = built["store"]
+    picture = speaker_similarity_metadata(store.lance("speaker_embeddings"), ENCODER)
+    assert picture["speaker centroid similarity"].md_str.startswith("![figure](data:image/png;base64,")
+    assert speaker_similarity_metadata(store.lance("corpus_speaker_embeddings"), ENCODER) == {}  # a corpus table
