@@ -15,7 +15,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets.corpora.protocols import Protocol, assign_folds, fold_roles
+from assets.corpora.protocols import Protocol, assign_folds
+from storage.dataset import fold_roles
 from pipelines.definitions import build_definitions
 from pipelines.runner import instance_for, run, targets
 from storage import Store
@@ -62,9 +63,12 @@ def test_protocols(protocol, speakers, expected):
 
 
 def test_fold_roles():
-    frame = pl.DataFrame({"protocol": ["official", "official", "speaker_folds", "speaker_folds"],
-                          "fold": [0, 0, 1, 2], "split": ["train", "test", "train", "train"]})
-    assert fold_roles(frame, 2).to_list() == ["train", "test", "train", "test"]
+    keys, labels = ["a", "b", "c", "d"], ["joy"] * 4
+    assert fold_roles("official", [0, 0, 0, 0], ["train", "test", "dev", "train"], 0, keys, labels).tolist() \
+        == ["train", "test", "dev", "train"]
+    # three folds: the tested one, the next one as dev (speakers unseen in train), the rest train
+    assert fold_roles("speaker_folds", [1, 2, 3, 1], ["train"] * 4, 3, keys, labels).tolist() \
+        == ["dev", "train", "test", "dev"]
 
 
 def test_corpus_folds_asset_and_its_check(settings_for, tmp_path):

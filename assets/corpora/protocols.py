@@ -12,8 +12,9 @@ Each corpus is evaluated the way its literature does it:
 - `leave_one_session_out`: IEMOCAP's five sessions (two actors each) are its five folds, each
   numbered as its session.
 
-An item is tested in its fold and trained on in every other; a corpus with fewer speakers than
-folds gets one fold per speaker. Only usable items have a fold: `ok`, a label without a
+An item is tested in its fold and trained on in every other (`storage.dataset.fold_roles` gives
+each item its role in one run, with the next fold as a speaker-independent dev); a corpus with
+fewer speakers than folds gets one fold per speaker. Only usable items have a fold: `ok`, a label without a
 counterpart (`unmapped_label`, kept for open-set work), or no consensus category (IEMOCAP's `xxx`,
 still rated for valence, arousal and dominance).
 """
@@ -111,18 +112,6 @@ def corpus_folds_frame(corpus: str, items):
         pl.lit(k, dtype=pl.Int32).alias("folds"),
         pl.col("split"),
     )
-
-
-def fold_roles(folds, test_fold: int):
-    """Each row's role (train, dev or test) when `test_fold` is held out: for an official split
-    the split itself, else test for the held-out fold and train for the others (polars Series)."""
-    import polars as pl
-
-    return folds.select(
-        pl.when(pl.col("protocol") == "official").then(pl.col("split"))
-        .when(pl.col("fold") == test_fold).then(pl.lit("test"))
-        .otherwise(pl.lit("train")).alias("role")
-    )["role"]
 
 
 def _balance_markdown(frame) -> str:
