@@ -15,6 +15,7 @@ from storage import Store
 from storage.schemas.training import TRAINING_CELLS, TRAINING_PREDICTIONS, TRAINING_RESULTS
 
 MODALITY_NAMES = {"text": "Text", "speaker": "Speaker", "asr": "ASR", "face": "Face"}
+MODALITY_NAMES |= {f"stage2_{m}": f"S2-{name}" for m, name in MODALITY_NAMES.items()}  # stage-2 features
 FORMATS = ("table", "markdown", "csv", "json")
 
 

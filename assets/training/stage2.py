@@ -370,6 +370,8 @@ def train_feature_head(context, modality: str) -> dg.MaterializeResult:
     fingerprint = head_fingerprint(data, stage2.model, stage2.params, options, encoder)
     counts = {role: {c: int(n) for c, n in zip(*np.unique([i.split("/", 1)[0] for i in data.ids[data.split == role]],
                                                           return_counts=True))} for role in data.splits()}
+    train_labels = np.bincount(data.labels[data.split == "train"], minlength=len(data.classes))
+    counts["commonest train label"] = data.classes[int(train_labels.argmax())]  # the majority baseline's answer
     held = current_head(store, modality)
     if held and held["head"] == fingerprint and media.media_exists(uris.join(store.root, held["checkpoint"])):
         context.log.info(f"stage2 {modality}: head {fingerprint} is stored; not retrained")
@@ -493,7 +495,12 @@ def sync_stage2(context, modality: str) -> dg.MaterializeResult:
         m = metrics(labels, probabilities[usable].argmax(1), EMOTIONS)
         base = {"run": f"heads.{modality}.{head['model']}.meld", "method": head["model"], "modality": modality,
                 "seed": int(head["seed"]), "train_on": head["trained_on"], "test_on": "meld", "fold": 0}
-        store.parquet(CORPUS_RESULTS.name).write(result_rows(base, "dev", m), partition=base["run"])
+        rows = result_rows(base, "dev", m)
+        commonest = json.loads(head["counts"]).get("commonest train label")
+        if commonest in EMOTIONS:  # the baseline: the head's commonest training label, always
+            majority = metrics(labels, np.full_like(labels, EMOTIONS.index(commonest)), EMOTIONS)
+            rows += result_rows({**base, "method": "majority"}, "dev", majority)
+        store.parquet(CORPUS_RESULTS.name).write(rows, partition=base["run"])
         extra |= {"MELD dev weighted F1 of the head": round(100 * m["weighted_f1"], 2),
                   "MELD dev accuracy of the head": round(100 * m["accuracy"], 2)}
     table = store.lance(STAGE2_FEATURES[modality].name).for_vectors(int(head["dim"]), log=context.log.info)

@@ -117,7 +117,22 @@ def training_report(settings) -> str:
         return "\ntraining: no cell trained"
     against = baseline_columns(store, summary, "concat_mlp")
     return "\ntraining grid, dev (mean ± std over seeds; models selected on dev):\n" + render(
-        summary, "table", "dev", against, "concat_mlp")
+        summary, "table", "dev", against, "concat_mlp") + heads_report(store)
+
+
+def heads_report(store) -> str:
+    """Weighted F1 of the stage-2 heads in-domain (per corpus and fold) and on MELD dev, beside
+    the majority-class baseline, as `emostore report --corpora` prints it."""
+    import polars as pl
+
+    from assets.training.report import corpus_frame, render_corpora
+
+    summary = corpus_frame(store, ("weighted_f1",))
+    summary = summary.filter((pl.col("train_on") == pl.col("test_on")) | (pl.col("test_on") == "meld"))
+    if summary.is_empty():
+        return ""
+    return ("\n\nstage-2 heads, weighted F1 in-domain and on MELD dev (mean ± std over folds; "
+            "all rows: emostore report --corpora):\n" + render_corpora(summary, "table"))
 
 
 def summary(settings, seconds: float) -> str:
