@@ -201,6 +201,6 @@ def _emit(frame, fmt: str, export: Optional[Path], k: Optional[int], note: str) 
 def _print(frame, rows: int) -> None:
     import polars as pl
 
-    with pl.Config(tbl_rows=rows, fmt_str_lengths=50, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+    with pl.Config(tbl_rows=rows, tbl_cols=-1, fmt_str_lengths=50, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True):
         typer.echo(frame)

@@ -40,6 +40,7 @@ PREDICTIONS = "training_predictions"
 DISTANCE = "distance"
 RERANK_MARGIN = 1e-5  # rows within this of the k-th float32 distance are scored again in float64
 ANY_STATUS = "any"
+SPLITS = ("train", "dev", "test")
 
 
 class QueryError(ValueError):
@@ -250,7 +251,7 @@ def _check_speakers(source: _Source, filters: Filters, encoder: str | None) -> N
                if not source.count(" AND ".join(p for p in (scope, f"speaker = {sql_quote(s)}") if p))]
     if missing:
         counts = source.count_by("speaker", scope)
-        listed = ", ".join(f"{s} ({n})" for s, n in counts.items())
+        listed = ", ".join(f"{s} ({n})" for s, n in counts.items() if s is not None)
         raise QueryError(f"no speaker {', '.join(map(repr, missing))} in {source.name}; speakers (rows): {listed}")
 
 
@@ -592,8 +593,11 @@ def speaker_counts(store: Store, table: str = "speaker_embeddings", *, encoder: 
     for column in columns[1:]:
         wide = rows.with_columns(pl.col(column).fill_null("(none)")).pivot(
             on=column, index="speaker", values=column, aggregate_function="len", sort_columns=True)
-        wide = wide.rename({c: f"{column}:{c}" if column == label and c in ("train", "dev", "test") else c
+        wide = wide.rename({c: f"{column}:{c}" if column == label and c in SPLITS else c
                             for c in wide.columns if c != "speaker"})
+        if column == "split":  # train, dev, test, then any other
+            named = sorted(wide.columns[1:], key=lambda c: (SPLITS.index(c) if c in SPLITS else len(SPLITS), c))
+            wide = wide.select("speaker", *named)
         out = out.join(wide, on="speaker", how="left")
     out = out.fill_null(0)
     return out.sort(["rows", "speaker"], descending=[True, False])

@@ -366,3 +366,26 @@ def test_embedding_materializations_carry_a_speaker_similarity_heat_map(built):
     picture = speaker_similarity_metadata(store.lance("speaker_embeddings"), ENCODER)
     assert picture["speaker centroid similarity"].md_str.startswith("![figure](data:image/png;base64,")
     assert speaker_similarity_metadata(store.lance("corpus_speaker_embeddings"), ENCODER) == {}  # a corpus table
+
+
+def test_cli_text_query_embeds_with_the_configured_text_encoder(tmp_path):
+    from models.encoders.sentence import SentenceEncoder
+    from pipelines.settings import load_settings
+
+    (tmp_path / "emostore.toml").write_text('[store]\nroot = "store"\n')
+    spec = load_settings(tmp_path / "emostore.toml").encoders["text"].spec()
+    texts = ["I can't believe you ate my sandwich!", "We were on a break.", "How you doin'?",
+             "Oh. My. God.", "Could this be any more awkward?", "Pivot! Pivot!"]
+    ids = [f"dev/dia{i}_utt0" for i in range(len(texts))]
+    vectors = SentenceEncoder.from_spec(spec).encode(texts)
+    table = Store(str(tmp_path / "store")).lance("text_embeddings").for_vectors(vectors.shape[1])
+    table.upsert(pl.DataFrame({
+        "key": [row_key(i, "h", "fp") for i in ids], "id": ids, "split": "dev",
+        "speaker": ["Ross", "Ross", "Joey", "Janice", "Chandler", "Ross"], "emotion": "neutral", "input_hash": "h",
+        "fingerprint": "fp", "encoder": spec.encoder(), "status": "ok", "reason": "",
+        "vector": pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1])),
+    }))
+    rows = json.loads(cli("query", "--modality", "text", "--text", "we were on a break", "--speaker", "Ross",
+                          "-k", "2", "--format", "json", cwd=tmp_path).stdout)
+    assert [r["id"] for r in rows][0] == "dev/dia1_utt0" and len(rows) == 2
+    assert {r["speaker"] for r in rows} == {"Ross"} and rows[0]["distance"] < rows[1]["distance"]
