@@ -187,10 +187,14 @@ class LdaPlda:
         within = (centred.T @ centred - (means.T * counts) @ means) / len(x)
         shrink = options.lda_shrinkage
         within = (1 - shrink) * within + shrink * np.trace(within) / x.shape[1] * np.eye(x.shape[1])
-        between = (means.T * counts) @ means / len(x)
         dim = min(options.lda_dim or len(classes) - 1, len(classes) - 1, x.shape[1])
-        values, vectors = linalg.eigh(_symmetric(between), _symmetric(within))
-        projection = vectors[:, np.argsort(values)[::-1][:dim]]
+        # LDA's generalized eigenproblem (between v = lambda within v) through the within-class
+        # Cholesky factor: the between scatter has rank S - 1, so the class means, whitened and
+        # weighted by sqrt(n_s / N), carry all of it and a small SVD of them gives the directions
+        factor = linalg.cholesky(_symmetric(within), lower=True)
+        whitened = linalg.solve_triangular(factor, (means * np.sqrt(counts / len(x))[:, None]).T, lower=True).T
+        _, _, directions = np.linalg.svd(whitened, full_matrices=False)
+        projection = linalg.solve_triangular(factor.T, directions[:dim].T, lower=False)
         projected = centred @ projection
         offset = projected.mean(0)
         chain = cls(centre=centre, projection=projection, offset=offset, length_norm=options.length_norm,

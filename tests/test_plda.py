@@ -174,3 +174,24 @@ def test_options_are_checked():
         PldaOptions(lda_shrinkage=1.0)
     with pytest.raises(ValueError, match="two classes"):
         LdaPlda.fit(np.zeros((4, 3)), ["a"] * 4)
+
+
+def test_lda_directions_match_the_generalized_eigenproblem():
+    """The projection solves between v = lambda within v (scipy's eigh on the same scatters): the
+    same subspace, within-class scatter whitened, directions by decreasing separation."""
+    from scipy import linalg
+
+    rng = np.random.default_rng(9)
+    labels = np.repeat(np.arange(5), 40)
+    x = rng.normal(size=(5, 12))[labels] * 2 + rng.normal(size=(200, 12)) @ rng.normal(size=(12, 12))
+    chain = LdaPlda.fit(x, labels.astype(str), PldaOptions(lda_shrinkage=0.0, length_norm=False))
+    centred = x - x.mean(0)
+    means = np.stack([centred[labels == c].mean(0) for c in range(5)])
+    within = sum((centred[labels == c] - means[c]).T @ (centred[labels == c] - means[c]) for c in range(5)) / 200
+    between = (means.T * 40) @ means / 200
+    values, vectors = linalg.eigh(between, within)
+    reference = vectors[:, np.argsort(values)[::-1][:4]]
+    assert np.allclose(chain.projection.T @ within @ chain.projection, np.eye(4), atol=1e-8)
+    for j in range(4):  # each direction equal to the reference's up to sign
+        a, b = chain.projection[:, j], reference[:, j]
+        assert np.allclose(a, b, atol=1e-6) or np.allclose(a, -b, atol=1e-6)

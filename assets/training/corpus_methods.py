@@ -415,8 +415,11 @@ def plda_asset(plda: PldaResource) -> dg.AssetsDefinition:
                     "emotion, and for an emotion left out of training and enrolled from k test items.",
     )
     def corpus_plda(context) -> dg.MaterializeResult:
+        from threadpoolctl import threadpool_limits
+
         store, config = context.resources.store.store(), context.resources.plda
-        runs = plda_results(store, config, _encoders(context.resources, config.modality_sets), context.log.info)
+        with threadpool_limits(1):  # small matrices: more BLAS threads on busy cores were 40x slower
+            runs = plda_results(store, config, _encoders(context.resources, config.modality_sets), context.log.info)
         written = _write_runs(store, runs)
         return dg.MaterializeResult(metadata={
             "runs": len(runs), "rows written": written,
@@ -440,9 +443,12 @@ def two_stage_asset(two_stage: TwoStageResource) -> dg.AssetsDefinition:
     def corpus_two_stage(context) -> dg.MaterializeResult:
         import torch
 
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(1)  # small models: a second thread on a busy core only slows them
         store, config = context.resources.store.store(), context.resources.two_stage
-        runs = two_stage_results(store, config, _encoders(context.resources, config.modality_sets), context.log.info)
+        with threadpool_limits(1):
+            runs = two_stage_results(store, config, _encoders(context.resources, config.modality_sets), context.log.info)
         written = _write_runs(store, runs)
         return dg.MaterializeResult(metadata={
             "runs": len(runs), "rows written": written,
