@@ -197,7 +197,7 @@ def _worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[int, 
     for record in records:
         event = record.event_log_entry.dagster_event
         metadata = (getattr(event.event_specific_data, "metadata", None) if event else None) or {}
-        if "pid" in metadata and record.event_log_entry.user_message.startswith("Started process for run"):
+        if "pid" in metadata:  # "Started process for run (pid: N)": the run worker
             return int(metadata["pid"].value), None
     return None
 
@@ -453,7 +453,7 @@ def run(
         if not result.success:
             failed.add(target.key)
         if progress:
-            progress(i, len(work), target, "done" if result.success else f"FAILED: {failure_cause(result)}", took)
+            progress(i, len(work), target, "done" if result.success else f"FAILED: {_located(failure_cause(result), resources)}", took)
         results.append((target, result.success, took))
     return results
 
@@ -474,6 +474,17 @@ def _in_worker_thread(fn, *args, **kwargs):
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]
+
+
+STORAGE_ERRORS = ("No space left on device", "Errno 28", "Read-only file system", "Errno 30", "Disk quota exceeded")
+
+
+def _located(cause: str, resources) -> str:
+    """A storage error says which store it hit (pyarrow's messages name no file)."""
+    store = resources.get("store")
+    if store is not None and any(s in cause for s in STORAGE_ERRORS) and store.root not in cause:
+        return f"{cause} (store {store.root})"
+    return cause
 
 
 def failure_cause(result: dg.ExecuteInProcessResult) -> str:
@@ -498,15 +509,18 @@ def update(
     debug: bool = False,
 ) -> list[list[tuple[Target, bool, float]]]:
     """Materialize whatever is stale or missing, wave after wave, until all is fresh (a re-run
-    asset can turn its children stale only once it has produced new data)."""
+    asset can turn its children stale only once it has produced new data). A target that failed
+    (or was skipped for it) is not tried again in a later wave."""
     keys = select(defs, selection)
     waves = []
+    failed: set[Target] = set()  # not retried in a later wave: the same code on the same data
     for _ in range(max_waves):
-        todo = [s.target for s in states(defs, instance, keys) if s.state != "fresh"]
+        todo = [s.target for s in states(defs, instance, keys) if s.state != "fresh" and s.target not in failed]
         if not todo:
             break
         wave = run(defs, instance, todo, progress, debug)
         waves.append(wave)
+        failed |= {t for t, ok, _ in wave if not ok}
         if not any(ok for _, ok, _ in wave):
             break
     return waves

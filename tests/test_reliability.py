@@ -155,13 +155,23 @@ def test_the_ui_daemon_fails_dead_runs_through_run_monitoring(tmp_path, monkeypa
         instance.report_dagster_event(dg.DagsterEvent(
             event_type_value=dg.DagsterEventType.RUN_START.value, job_name=name, message="started"), run.run_id)
         runs[name] = run
+    # a run the UI launched: its worker process says its pid in an engine event
+    from dagster._core.events import EngineEventData
+
+    for name, pid in (("ui_dead", dead.pid), ("ui_alive", os.getpid())):
+        run = instance.create_run_for_job(dg.GraphDefinition(name=name, node_defs=[]).to_job())
+        instance.report_dagster_event(dg.DagsterEvent(
+            event_type_value=dg.DagsterEventType.RUN_START.value, job_name=name, message="started"), run.run_id)
+        instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
+        runs[name] = run
     instance.event_log_storage.set_concurrency_slots("inference", 1)
     instance.event_log_storage.claim_concurrency_slot("inference", runs["dead"].run_id, "step")
     logger = logging.getLogger("test")
     for record in instance.get_run_records(filters=RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
         monitor_started_run(instance, None, record, logger)
-    assert instance.get_run_by_id(runs["dead"].run_id).status == dg.DagsterRunStatus.FAILURE
-    assert instance.get_run_by_id(runs["alive"].run_id).status == dg.DagsterRunStatus.STARTED
+    status = {name: instance.get_run_by_id(run.run_id).status for name, run in runs.items()}
+    assert status == {"dead": dg.DagsterRunStatus.FAILURE, "alive": dg.DagsterRunStatus.STARTED,
+                      "ui_dead": dg.DagsterRunStatus.FAILURE, "ui_alive": dg.DagsterRunStatus.STARTED}
 
     class Context:
         pass
@@ -367,6 +377,29 @@ def test_a_full_disk_gives_one_line(tmp_path):
     assert proc.returncode == 2
     line = one_line_error(proc)
     assert "no space left" in line and str(mount) in line
+
+
+def test_a_disk_filling_up_mid_run_fails_the_step_with_its_cause_in_one_line(tmp_path):
+    mount = tmp_path / "full"
+    if not _mount_tmpfs(mount, "4m"):
+        pytest.skip("needs root to mount a small tmpfs")
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    (tmp_path / "emostore.toml").write_text('[store]\nroot = "full/store"\n[dagster]\nhome = "dagster"\n')
+    try:
+        proc = start("update", "frame_emotions", cwd=tmp_path, HOLD_DIR=str(hold))
+        wait_for(hold / "held", proc)  # [train] is written; the disk fills before [dev] is
+        subprocess.run(["dd", "if=/dev/zero", f"of={mount / 'filler'}", "bs=64k"], capture_output=True)
+        (hold / "release").touch()
+        assert proc.wait(120) == 1
+    finally:
+        _umount(mount)
+    text = output(proc)
+    assert "Traceback" not in text, text
+    failed = [line for line in text.splitlines() if "FAILED" in line]
+    assert failed and all("No space left on device" in line and str(mount / "store") in line for line in failed), text
+    assert len(failed) == 2, text  # [dev] and [test], each tried once: no second wave retries them
+    assert text.count("\n") < 15, text
 
 
 def test_an_unreachable_object_store_gives_one_line(tmp_path):
