@@ -86,12 +86,14 @@ class TwoCovariancePLDA:
         _, counts, sums = _class_stats(x, labels)
         if len(counts) < 2:
             raise ValueError("PLDA needs at least two classes")
+        if len(x) <= len(counts):
+            raise ValueError("PLDA needs a class with two or more items (the within-class spread)")
         means = sums / counts[:, None]
         scatter = x.T @ x - (sums.T / counts) @ sums
-        within = scatter / max(len(x) - len(counts), 1)
+        within = scatter / (len(x) - len(counts))
         between = np.cov(means, rowvar=False, bias=True).reshape(x.shape[1], x.shape[1])
-        return cls(mean=x.mean(0), between=_symmetric(between) + 1e-6 * np.eye(x.shape[1]),
-                   within=_symmetric(within) + 1e-6 * np.eye(x.shape[1]))
+        floor = 1e-6 * max(np.trace(within) + np.trace(between), 1e-12) / x.shape[1] * np.eye(x.shape[1])
+        return cls(mean=x.mean(0), between=_symmetric(between) + floor, within=_symmetric(within) + floor)
 
     def _posteriors(self, counts: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """Per class the centre's posterior mean (S, D), and its covariance per distinct count."""
@@ -186,7 +188,10 @@ class LdaPlda:
         means = sums / counts[:, None] - centre
         within = (centred.T @ centred - (means.T * counts) @ means) / len(x)
         shrink = options.lda_shrinkage
-        within = (1 - shrink) * within + shrink * np.trace(within) / x.shape[1] * np.eye(x.shape[1])
+        # the identity's scale: the within scatter's mean variance, or the total's where the
+        # classes' items (nearly) coincide; a tiny floor keeps the factor positive definite
+        level = max(np.trace(within), 1e-9 * np.trace(centred.T @ centred) / len(x), 1e-12) / x.shape[1]
+        within = (1 - shrink) * within + (shrink + 1e-9) * level * np.eye(x.shape[1])
         dim = min(options.lda_dim or len(classes) - 1, len(classes) - 1, x.shape[1])
         # LDA's generalized eigenproblem (between v = lambda within v) through the within-class
         # Cholesky factor: the between scatter has rank S - 1, so the class means, whitened and

@@ -17,7 +17,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     resources = build_resources(settings)
     merged = dg.Definitions.merge(
         *(domain.defs for domain in DOMAINS),
-        training.definitions(settings.training, settings.stage2),  # the grid follows [training], heads [stage2]
+        # the grid follows [training], heads [stage2], the corpus methods [plda] and [two_stage]
+        training.definitions(settings.training, settings.stage2, settings.plda, settings.two_stage),
         dg.Definitions(
             resources=resources,
             executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),

@@ -21,5 +21,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "zero_shot": settings.zero_shot,
         "training": settings.training,
         "stage2": settings.stage2,
+        "plda": settings.plda,
+        "two_stage": settings.two_stage,
         **settings.encoders,
     }

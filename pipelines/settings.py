@@ -25,11 +25,13 @@ from assets.resources import (
     FacesResource,
     GalleryResource,
     LabelRulesResource,
+    PldaResource,
     Stage2Resource,
     StoreResource,
     TextTrainingResource,
     ThresholdsResource,
     TrainingResource,
+    TwoStageResource,
     ZeroShotResource,
 )
 from storage import uris
@@ -102,6 +104,8 @@ class Settings:
     zero_shot: ZeroShotResource
     training: TrainingResource
     stage2: Stage2Resource
+    plda: PldaResource
+    two_stage: TwoStageResource
     demo: DemoSettings
     dagster: DagsterSettings
 
@@ -127,6 +131,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "zero_shot": ZeroShotResource,
     "training": TrainingResource,
     "stage2": Stage2Resource,
+    "plda": PldaResource,
+    "two_stage": TwoStageResource,
     "demo": DemoSettings,
     "dagster": DagsterSettings,
 }

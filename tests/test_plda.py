@@ -174,6 +174,8 @@ def test_options_are_checked():
         PldaOptions(lda_shrinkage=1.0)
     with pytest.raises(ValueError, match="two classes"):
         LdaPlda.fit(np.zeros((4, 3)), ["a"] * 4)
+    with pytest.raises(ValueError, match="two or more items"):  # no within-class spread to estimate
+        LdaPlda.fit(np.random.default_rng(0).normal(size=(3, 3)), ["a", "b", "c"])
 
 
 def test_lda_directions_match_the_generalized_eigenproblem():
@@ -191,7 +193,7 @@ def test_lda_directions_match_the_generalized_eigenproblem():
     between = (means.T * 40) @ means / 200
     values, vectors = linalg.eigh(between, within)
     reference = vectors[:, np.argsort(values)[::-1][:4]]
-    assert np.allclose(chain.projection.T @ within @ chain.projection, np.eye(4), atol=1e-8)
+    assert np.allclose(chain.projection.T @ within @ chain.projection, np.eye(4), atol=1e-6)
     for j in range(4):  # each direction equal to the reference's up to sign
         a, b = chain.projection[:, j], reference[:, j]
-        assert np.allclose(a, b, atol=1e-6) or np.allclose(a, -b, atol=1e-6)
+        assert np.allclose(a, b, atol=1e-5) or np.allclose(a, -b, atol=1e-5)

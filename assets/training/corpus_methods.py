@@ -256,8 +256,10 @@ def plda_results(store, plda: PldaResource, encoders: dict[str, str], log: Calla
                 left_out: list[str | None] = [None]
                 left_out += candidates if plda.unseen == "each" else [plda.unseen] if plda.unseen in candidates else []
                 for unseen in left_out:
-                    if len(train_labels - {unseen}) < 2:
-                        log(f"plda {mods} {train_on} -> {test_on} fold {plan.fold}: fewer than two emotions to train on")
+                    fitted_on = [lab for lab, t in zip(labels, plan.train | plan.dev) if t and lab in EMOTIONS and lab != unseen]
+                    if len(set(fitted_on)) < 2 or len(fitted_on) <= len(set(fitted_on)):
+                        log(f"plda {mods} {train_on} -> {test_on} fold {plan.fold}" + (f" without {unseen}" if unseen else "")
+                            + ": needs two emotions and one with two or more items; skipped")
                         continue
                     found = plda_run(rows, plan, unseen, plda.shots, plda.draws, plda.seed, options, log)
                     for k, classes in found.items():
@@ -405,6 +407,10 @@ def validate(modality_sets: Sequence[Sequence[str]], pairs: Sequence[Sequence[st
 
 def plda_asset(plda: PldaResource) -> dg.AssetsDefinition:
     validate(plda.modality_sets, plda.pairs, "plda")
+    if plda.unseen not in ("each", "none", *EMOTIONS):
+        raise ValueError(f"[plda] unseen: {plda.unseen!r} is none of each, none, {', '.join(EMOTIONS)}")
+    if not plda.shots or min(plda.shots) < 1:
+        raise ValueError(f"[plda] shots: at least one, each at least 1 (got {plda.shots})")
     encoders = sorted({MODALITIES[m][1] for subset in plda.modality_sets for m in subset})
 
     @dg.asset(
