@@ -561,8 +561,22 @@ def _describe_error(exc: BaseException) -> str:
     text = re.sub(r",? /\S+\.rs:\d+:\d+", "", str(exc).strip().splitlines()[0] if str(exc).strip() else "")
     remote = root is not None and "://" in root and not root.startswith("file://")
     if remote and re.search(r"\b(IO|S3|s3|object.?store|connect|dns|resolve|endpoint|region|bucket|timed? ?out)", text):
-        return f"{where} is unreachable: {text}"
+        return f"{where} is unreachable: {_object_store_cause(text)}"
+    if len(text) > 300:
+        text = text[:300] + " ..."
     return f"{type(exc).__name__}: {text} (in {where}; --debug shows the traceback)"
+
+
+def _object_store_cause(text: str) -> str:
+    """The readable part of an object-store client's error (Lance's are nested debug dumps)."""
+    import re
+
+    connect = re.search(r'ConnectError\("([^"]+)", ([^,)\s]+)', text)
+    if connect:
+        reason = re.search(r'message: "([^"]+)"', text)
+        return f"{connect.group(1)} to {connect.group(2)}" + (f" ({reason.group(1)})" if reason else "")
+    text = re.sub(r"^(lance error: )?LanceError\(IO\): ", "", text)
+    return text if len(text) <= 200 else text[:200] + " ..."
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def check_writable(settings: Settings) -> None:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
+            exc.filename = None  # the probe's name says nothing to the user
             raise StoreUnavailable(describe_os_error(exc, f"{what} {path}")) from exc
         free = shutil.disk_usage(path).free
         if free < MIN_FREE_BYTES:
