@@ -89,8 +89,10 @@ def check_writable(settings: Settings) -> None:
 def describe_os_error(exc: OSError, where: str) -> str:
     """One line for an operating-system error on the store: read-only, full, or what it is."""
     target = f" ({exc.filename})" if exc.filename and str(exc.filename) not in where else ""
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+    if exc.errno == errno.EROFS:
         return f"{where} is read-only: cannot write{target or ' there'} ({exc.strerror})"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{where} is read-only for this user: cannot write{target or ' there'} ({exc.strerror})"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"{where}: no space left on device{target}"
     return f"{where}: {exc.strerror or exc}{target}"
@@ -130,13 +132,16 @@ def store_writer_lock(settings: Settings, wait: bool = True,
     except OSError as exc:
         raise StoreUnavailable(describe_os_error(exc, f"store {path.parent}")) from exc
     try:
-        told = False
+        told, since = False, time.monotonic()
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 holder = _describe_holder(path.read_text())
+                if holder == "another process" and time.monotonic() - since < 2.0:
+                    time.sleep(0.1)  # the holder writes who it is just after it takes the lock
+                    continue
                 if not wait:
                     raise StoreBusy(f"store {path.parent} is being written by {holder}; "
                                     "run again when it is done, or without --no-wait to wait") from None
