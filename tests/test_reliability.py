@@ -219,6 +219,27 @@ def test_a_signal_stops_update_at_once_and_runs_nothing_more(small_store, sig):
     assert "3 of 3 materialized" in again.stdout
 
 
+def test_a_signal_stops_demo_while_it_writes_the_corpora(tmp_path):
+    (tmp_path / "emostore.toml").write_text('[store]\nroot = "store"\n[demo]\nroot = "demo"\n')
+    proc = start("demo", cwd=tmp_path, ignore_sigint=True)
+    deadline = time.time() + 120
+    while "demo corpora:" not in output(proc):
+        assert proc.poll() is None and time.time() < deadline, output(proc)
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the corpus writers
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"demo still running 10 s after SIGINT:\n{output(proc)}")
+    assert proc.returncode == 130, output(proc)
+    assert time.perf_counter() - sent < 5
+    assert "interrupted by SIGINT" in output(proc) and "Traceback" not in output(proc)
+    assert not (tmp_path / "store").exists()  # no step ran
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ui_stops_on_a_signal_even_when_it_inherited_sigint_ignored(small_store, sig):
