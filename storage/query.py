@@ -138,14 +138,20 @@ class _Source:
             raise QueryError(str(exc)) from None
 
     # rows ------------------------------------------------------------------------------------
-    def read(self, where: str | None, columns: list[str]) -> pa.Table:
-        """The rows matching `where` (SQL), only `columns`."""
+    def read(self, where: str | None, columns: list[str], row_ids: bool = False) -> pa.Table:
+        """The rows matching `where` (SQL), only `columns` (and Lance's `_rowid` with `row_ids`)."""
         if self.lance:
             try:
-                return self.dataset.to_table(columns=columns, filter=where)
+                return self.dataset.to_table(columns=columns, filter=where, with_row_id=row_ids)
             except ValueError as exc:
                 raise QueryError(_filter_message(exc, where, self.columns)) from None
         return filter_frame(self._frame, where).select(columns).to_arrow()
+
+    def take(self, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
+        """`columns` of the Lance rows `row_ids`, in that order."""
+        if len(row_ids) == 0:
+            return self.dataset.schema.empty_table().select(columns)
+        return self.dataset._take_rows([int(r) for r in row_ids], columns=columns)
 
     def count(self, where: str | None) -> int:
         """Rows matching `where` (Lance answers from its indexes)."""
@@ -267,10 +273,11 @@ def cosine_distances(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
         return np.where(norms > 0, 1.0 - dots / np.where(norms > 0, norms, 1.0), np.nan)
 
 
-def top_k(vectors: np.ndarray, ids: Sequence[str], query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def top_k(vectors: np.ndarray, ids, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(row indexes, distances) of the `k` rows nearest `query` by cosine distance, nearest first,
     ties broken by id; all-zero rows are never returned. A float32 pass over every row, then the
-    candidates within `RERANK_MARGIN` of the k-th distance again in float64."""
+    candidates within `RERANK_MARGIN` of the k-th distance again in float64. `ids`: the rows'
+    ids, or a function giving the ids of some row indexes (only the candidates' are needed)."""
     n = len(vectors)
     if n == 0 or k <= 0:
         return np.zeros(0, np.int64), np.zeros(0)
@@ -290,7 +297,7 @@ def top_k(vectors: np.ndarray, ids: Sequence[str], query: np.ndarray, k: int) ->
     kth = np.partition(rough, k - 1)[k - 1]
     candidates = np.flatnonzero(rough <= kth + RERANK_MARGIN)
     exact = cosine_distances(v[candidates], q)
-    names = np.asarray(ids, dtype=object)[candidates]
+    names = np.asarray(ids(candidates), dtype=object) if callable(ids) else np.asarray(ids, dtype=object)[candidates]
     order = sorted(range(len(candidates)), key=lambda i: (exact[i], names[i]))[:k]
     return candidates[order], exact[order]
 
@@ -375,15 +382,22 @@ def query(
             k = k if k is not None else source.dataset.count_rows(where) if source.lance else 0
             rows = _approximate(source, where, np.asarray(vector, np.float32), k, shown, with_vectors)
         else:
-            found = source.read(where, list(dict.fromkeys([*shown, VECTOR])))
+            wanted = shown + ([VECTOR] if with_vectors else [])
+            if source.lance:  # only the vectors of every matching row; the rest for the answer's rows
+                found = source.read(where, [VECTOR], row_ids=True)
+                row_ids = found.column("_rowid").to_numpy()
+                ids = lambda index: source.take(row_ids[index], [item]).column(item).to_pylist()  # noqa: E731
+            else:
+                found = source.read(where, list(dict.fromkeys([*shown, VECTOR])))
+                ids = found.column(item).to_pylist()
             matrix = _matrix(found.column(VECTOR))
             if matrix.shape[0] and matrix.shape[1] != len(vector):
                 raise QueryError(f"{name} holds {matrix.shape[1]}-d vectors; the query is {len(vector)}-d")
             k = k if k is not None else found.num_rows
-            index, distances = top_k(matrix, found.column(item).to_pylist(), np.asarray(vector, np.float32), k)
-            kept = found.take(pa.array(index, pa.int64()))
-            rows = pl.from_arrow(kept.select(shown + ([VECTOR] if with_vectors else [])))
-            rows = rows.with_columns(pl.Series(DISTANCE, distances, dtype=pl.Float64))
+            index, distances = top_k(matrix, ids, np.asarray(vector, np.float32), k)
+            kept = source.take(row_ids[index], wanted) if source.lance else \
+                found.take(pa.array(index, pa.int64())).select(wanted)
+            rows = pl.from_arrow(kept).with_columns(pl.Series(DISTANCE, distances, dtype=pl.Float64))
     present = set(rows["speaker"].to_list()) if "speaker" in rows.columns else set()
     if rows.is_empty() or not set(filters.speakers) <= present:
         _choose_encoder(source, encoder)
