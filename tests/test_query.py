@@ -106,14 +106,18 @@ def brute_force(vectors, ids, keep, q, k, exclude=None):
     return rows[:k]
 
 
-def test_every_query_form_answers_like_a_brute_force_scan(built):
-    store, ids, vectors = built["store"], built["ids"], built["vectors"]
-    speakers, emotions, status = built["speakers"], built["emotions"], built["status"]
+@pytest.mark.parametrize("table", ["speaker_embeddings", "speaking_faces"])  # Lance; Parquet by split
+def test_every_query_form_answers_like_a_brute_force_scan(built, table):
+    store, ids, speakers, emotions, status = built["store"], built["ids"], built["speakers"], built["emotions"], built["status"]
+    vectors = built["vectors"] if table == "speaker_embeddings" else built["faces"]
+    encoder = ENCODER if table == "speaker_embeddings" else None
+    if table == "speaking_faces":
+        emotions = np.array([None] * len(ids))  # speaking_faces has no emotion column
     rng = np.random.default_rng(1)
-    for trial in range(60):
+    for trial in range(100):
         k = int(rng.choice([1, 3, 10, 25, 700]))
         chosen = tuple(rng.choice(SPEAKERS, int(rng.integers(0, 3)), replace=False))
-        filters = Filters(speakers=chosen, emotion=str(rng.choice(EMOTIONS)) if trial % 3 == 0 else None,
+        filters = Filters(speakers=chosen, emotion=str(rng.choice(EMOTIONS)) if trial % 3 == 0 and encoder else None,
                           split=str(rng.choice(SPLITS)) if trial % 4 == 1 else None)
         keep = status == "ok"
         if chosen:
@@ -126,15 +130,15 @@ def test_every_query_form_answers_like_a_brute_force_scan(built):
             item = ids[int(rng.choice([5, 12, 25, 31, int(rng.integers(0, len(ids)))]))]
             if status[ids.index(item)] != "ok":
                 continue
-            answer = query(store, "speaker_embeddings", filters=filters, like=item, k=k, encoder=ENCODER)
+            answer = query(store, table, filters=filters, like=item, k=k, encoder=encoder)
             expected = brute_force(vectors, ids, keep, vectors[ids.index(item)], k, exclude=item)
         else:
-            q = rng.standard_normal(DIM)
-            answer = query(store, modality="speaker", filters=filters, vector=q, k=k, encoder=ENCODER)
+            q = rng.standard_normal(vectors.shape[1])
+            answer = query(store, table, filters=filters, vector=q, k=k, encoder=encoder)
             expected = brute_force(vectors, ids, keep, q, k)
         assert answer["id"].to_list() == [i for _, i in expected], (trial, filters)
         np.testing.assert_allclose(answer["distance"].to_numpy(), [d for d, _ in expected], atol=1e-5)
-        assert set(answer["encoder"]) <= {ENCODER}
+        assert set(answer["encoder"]) <= {encoder or "dlib"}
 
 
 def test_ties_are_broken_by_id(built):
