@@ -183,6 +183,21 @@ def test_materializations_say_what_they_wrote(materialized):
     assert "vad_ridge" in two_meta["RMSE and MAE (test)"].value
 
 
+def test_report_shows_both_methods(materialized):
+    """What `emostore demo` prints (and `emostore report --corpora` renders): EERs in %, RMSE in
+    the ratings' units, two-stage beside direct."""
+    from assets.training.report import corpus_frame, corpus_methods_report
+
+    store, _, results = materialized
+    text = corpus_methods_report(store)
+    for column in ("lda_plda eer", "lda_plda_k5 eer seen", "lda_plda_k20 eer unseen:joy", "vad_ridge rmse valence",
+                   "two_stage accuracy", "direct weighted_f1"):
+        assert column in text
+    rmse = corpus_frame(store, ("rmse",)).filter((pl.col("method") == "vad_ridge") & (pl.col("split") == "test"))
+    stored = results.filter((pl.col("metric") == "rmse") & (pl.col("split") == "test"))
+    assert rmse["mean"].max() == pytest.approx(stored.group_by("modality", "class").agg(pl.col("value").mean())["value"].max())
+
+
 def test_rerun_gives_the_same_rows(materialized):
     """corpus_plda again replaces its runs with equal rows; a two-stage fold again (same seed)
     gives the stored metrics."""

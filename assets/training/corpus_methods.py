@@ -189,10 +189,13 @@ def _eer_rows(scores: np.ndarray, labels: np.ndarray, models: Sequence[str], nam
 
 
 def plda_run(rows, plan: Plan, unseen: str | None, shots: Sequence[int], draws: int, seed: int, options,
-             log: Callable[[str], None] = print) -> dict[int | None, dict[str, tuple[float, int]]]:
+             log: Callable[[str], None] = print, enrol_from: np.ndarray | None = None
+             ) -> dict[int | None, dict[str, tuple[float, int]]]:
     """EERs of one fold: {None: class -> (EER, n)} with every emotion enrolled from the training
     items, or with `unseen` left out of training {k: class -> (mean EER over draws, n)} per shot
-    count k that the test items of `unseen` allow (at least k + 1 of them)."""
+    count k that the items of `unseen` allow. Its k enrolment items are drawn from the test items
+    (then left out of every trial; at least k + 1 needed) or, given `enrol_from` (an (N,) mask
+    apart from the test items, e.g. another split of the test corpus), from those."""
     from models.plda import LdaPlda
 
     labels = np.asarray(rows.frame["label"].to_list(), dtype=object)
@@ -206,11 +209,15 @@ def plda_run(rows, plan: Plan, unseen: str | None, shots: Sequence[int], draws: 
     if unseen is None:
         scores = chain.scores(rows.vectors[test], enrolled)
         return {None: _eer_rows(scores, labels[test], seen, seen)}
-    pool = np.flatnonzero(test & (labels == unseen))
+    apart = enrol_from is not None
+    if apart and (enrol_from & test).any():
+        raise ValueError("enrolment items must lie outside the test items")
+    pool = np.flatnonzero((enrol_from & labelled if apart else test) & (labels == unseen))
     out: dict[int | None, dict[str, tuple[float, int]]] = {}
     for k in shots:
-        if len(pool) < k + 1:
-            log(f"unseen {unseen}: {len(pool)} test items, too few to enrol {k} and keep a target trial; k={k} skipped")
+        if len(pool) < k + (0 if apart else 1):
+            log(f"unseen {unseen}: {len(pool)} items to enrol from, too few for {k}"
+                + ("" if apart else " and a target trial") + f"; k={k} skipped")
             continue
         per_draw: dict[str, list[float]] = {}
         n_scored: dict[str, int] = {}

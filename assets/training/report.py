@@ -231,11 +231,13 @@ def baseline_columns(store: Store, summary, baseline: str, split: str = "dev") -
 
 # -- the unimodal corpora: stage-2 heads and the methods scored per corpus -----------------------
 CORPUS_METRICS = ("accuracy", "weighted_f1")
+RATING_METRICS = ("rmse", "mae")  # errors in the ratings' own units (IEMOCAP: 1-5), not shares
 
 
 def corpus_frame(store: Store, metrics=CORPUS_METRICS, modality: str | None = None):
     """corpus_results summarized: per (modality, train on, test on, split, method, metric, class)
-    the mean and sample std (in %) over folds and seeds, and how many (fold, seed) pairs."""
+    the mean and sample std over folds and seeds (in %; RMSE and MAE in the ratings' units), and
+    how many (fold, seed) pairs."""
     import polars as pl
 
     from storage.schemas.training import CORPUS_RESULTS
@@ -244,8 +246,9 @@ def corpus_frame(store: Store, metrics=CORPUS_METRICS, modality: str | None = No
     results = results.filter(pl.col("metric").is_in(list(metrics)))
     if modality:
         results = results.filter(pl.col("modality") == modality)
+    results = results.with_columns(pl.col("value") * pl.when(pl.col("metric").is_in(RATING_METRICS)).then(1.0).otherwise(100.0))
     return (results.group_by("modality", "train_on", "test_on", "split", "method", "metric", "class")
-            .agg((100 * pl.col("value").mean()).alias("mean"), (100 * pl.col("value").std(ddof=1)).alias("std"),
+            .agg(pl.col("value").mean().alias("mean"), pl.col("value").std(ddof=1).alias("std"),
                  pl.struct("fold", "seed").n_unique().alias("runs"), pl.col("n").sum().alias("items"))
             .sort("modality", "train_on", "test_on", "split", "method", "metric", "class"))
 
@@ -261,9 +264,10 @@ def corpus_table(summary) -> tuple[list[str], list[list[str]]]:
     header = ["modality", "train on", "test on", "split"] + [f"{m} {w}" for m, w in columns]
     cells: dict[tuple, dict[tuple, str]] = {}
     for r in summary.iter_rows(named=True):
-        std = f" ± {r['std']:.1f}" if r["std"] is not None and r["runs"] > 1 else ""
+        digits = 2 if r["metric"] in RATING_METRICS else 1
+        std = f" ± {r['std']:.{digits}f}" if r["std"] is not None and r["runs"] > 1 else ""
         key = (r["modality"], r["train_on"], r["test_on"], r["split"])
-        cells.setdefault(key, {})[(r["method"], r["_what"])] = f"{r['mean']:.1f}{std} ({r['runs']})"
+        cells.setdefault(key, {})[(r["method"], r["_what"])] = f"{r['mean']:.{digits}f}{std} ({r['runs']})"
     order = sorted(cells, key=lambda k: (k[0], k[1] != k[2], k[1], k[2], k[3]))
     rows = [[*key, *(cells[key].get(c, "-") for c in columns)] for key in order]
     return header, rows
@@ -272,3 +276,26 @@ def corpus_table(summary) -> tuple[list[str], list[list[str]]]:
 def render_corpora(summary, fmt: str) -> str:
     header, rows = corpus_table(summary)
     return formatted(header, rows, fmt, {"long": summary.to_dicts()})
+
+
+# -- LDA-PLDA and the two-stage method (assets/training/corpus_methods.py) ------------------------
+def corpus_methods_report(store: Store, split: str = "test") -> str:
+    """The EERs of LDA-PLDA (overall, seen emotions, each unseen one per k) and the two-stage
+    comparison (stage 1's RMSE and MAE per dimension, two-stage and direct accuracy and
+    weighted F1), as `emostore report --corpora` renders them; "" when neither has rows."""
+    import polars as pl
+
+    parts = []
+    eer = corpus_frame(store, ("eer",)).filter((pl.col("split") == split) & pl.col("method").str.starts_with("lda_plda")
+                                              & (pl.col("class").is_in(["", "seen"]) | pl.col("class").str.starts_with("unseen:")))
+    if not eer.is_empty():
+        parts.append(f"LDA-PLDA, equal error rate % on {split} (all trials, the seen emotions' enrolments, each "
+                     "unseen emotion enrolled from k test items; mean ± std over folds):\n" + render_corpora(eer, "table"))
+    two = corpus_frame(store, ("rmse", "mae", "accuracy", "weighted_f1")).filter(
+        (pl.col("split") == split) & pl.col("method").is_in(["vad_ridge", "two_stage", "direct"]))
+    for what, metrics in (("stage 1 (ridge) RMSE and MAE per dimension", ("rmse", "mae")),
+                          ("two-stage vs direct classification, accuracy and weighted F1 %", ("accuracy", "weighted_f1"))):
+        rows = two.filter(pl.col("metric").is_in(metrics))
+        if not rows.is_empty():
+            parts.append(f"Two-stage: {what} on {split} (mean ± std over folds x seeds):\n" + render_corpora(rows, "table"))
+    return "\n\n".join(parts)

@@ -117,7 +117,15 @@ def training_report(settings) -> str:
         return "\ntraining: no cell trained"
     against = baseline_columns(store, summary, "concat_mlp")
     return "\ntraining grid, dev (mean ± std over seeds; models selected on dev):\n" + render(
-        summary, "table", "dev", against, "concat_mlp") + heads_report(store)
+        summary, "table", "dev", against, "concat_mlp") + heads_report(store) + corpus_methods_text(store)
+
+
+def corpus_methods_text(store) -> str:
+    """LDA-PLDA's EERs and the two-stage comparison on the corpora (demo corpora: demo-only numbers)."""
+    from assets.training.report import corpus_methods_report
+
+    found = corpus_methods_report(store)
+    return f"\n\n{found}" if found else ""
 
 
 def heads_report(store) -> str:
@@ -129,6 +137,7 @@ def heads_report(store) -> str:
 
     summary = corpus_frame(store, ("weighted_f1",))
     summary = summary.filter((pl.col("train_on") == pl.col("test_on")) | (pl.col("test_on") == "meld"))
+    summary = summary.filter(~pl.col("method").is_in(["two_stage", "direct"]))  # corpus_methods_text shows them
     if summary.is_empty():
         return ""
     return ("\n\nstage-2 heads, weighted F1 in-domain and on MELD dev (mean ± std over folds; "
