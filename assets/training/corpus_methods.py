@@ -43,35 +43,24 @@ import numpy as np
 from assets.resources import PldaResource, TwoStageResource
 from storage.labels import EMOTIONS
 from storage.schemas.training import CORPUS_RESULTS
-from storage.schemas.unimodal import DIALOGUE_CORPORA
 
 PLDA_VERSION = "1"  # bump when what corpus_plda writes changes
 TWO_STAGE_VERSION = "1"  # bump when what corpus_two_stage writes changes
 POOLED = "pooled"  # train_on: every corpus with the modalities but the tested one
 DEV_SHARE = 0.15  # of the train items, where a protocol leaves no dev
 
-# modality -> (the corpus table its rows are in, the encoder resource writing them); text rows of
-# a dialogue corpus (IEMOCAP) are in iemocap_text_embeddings, of a text corpus in text_corpus_embeddings
-MODALITIES: dict[str, tuple[str, str]] = {
-    "speaker": ("corpus_speaker_embeddings", "speaker"),
-    "asr": ("corpus_asr_embeddings", "asr"),
-    "text": ("text_corpus_embeddings", "text"),
+# modality -> (the corpus tables its rows may be in, the encoder resource writing them): a corpus's
+# transcripts are in iemocap_text_embeddings (IEMOCAP), a text corpus's texts in text_corpus_embeddings
+MODALITIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "speaker": (("corpus_speaker_embeddings",), "speaker"),
+    "asr": (("corpus_asr_embeddings",), "asr"),
+    "text": (("iemocap_text_embeddings", "text_corpus_embeddings"), "text"),
 }
-
-
-def table_of(modality: str, corpus: str) -> str:
-    if modality == "text" and corpus in DIALOGUE_CORPORA:
-        return "iemocap_text_embeddings"
-    return MODALITIES[modality][0]
 
 
 def tables_read(modality_sets: Sequence[Sequence[str]]) -> list[str]:
     """Every table a method's modality subsets may read (its assets' dependencies)."""
-    tables = []
-    for subset in modality_sets:
-        for m in subset:
-            tables += ["iemocap_text_embeddings", "text_corpus_embeddings"] if m == "text" else [MODALITIES[m][0]]
-    return list(dict.fromkeys(tables))
+    return list(dict.fromkeys(t for subset in modality_sets for m in subset for t in MODALITIES[m][0]))
 
 
 def encoder_of(modality: str, resources) -> str:
@@ -94,13 +83,10 @@ def corpus_rows(store, modalities: Sequence[str], corpora: Sequence[str], encode
 
     parts = []
     for m in modalities:
-        by_table: dict[str, list[str]] = {}
-        for corpus in corpora:
-            by_table.setdefault(table_of(m, corpus), []).append(corpus)
         found = []
-        for table, wanted in by_table.items():
+        for table in MODALITIES[m][0]:  # a corpus's rows of a modality are in one of its tables
             try:
-                found.append(load_corpus_rows(store, table, encoder=encoders[m], corpora=wanted))
+                found.append(load_corpus_rows(store, table, encoder=encoders[m], corpora=list(corpora)))
             except ValueError as exc:
                 if "no ok row" not in str(exc) and "is not stored" not in str(exc):
                     raise
