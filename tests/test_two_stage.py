@@ -237,3 +237,15 @@ def test_cross_corpus_plans():
     assert [p.fold for p in folds] == [1, 2, 3]
     for p in folds:
         assert not (p.train & p.test).any() and p.test[:6].sum() == 2
+
+
+@pytest.mark.parametrize(("plda", "two_stage", "message"), [
+    (PldaResource(unseen="boredom"), TwoStageResource(), "unseen"),
+    (PldaResource(shots=[0]), TwoStageResource(), "shots"),
+    (PldaResource(pairs=[["cremad", "pooled"]]), TwoStageResource(), "pairs"),
+    (PldaResource(), TwoStageResource(pairs=[["iemocap", "iemocapp"]]), "unknown corpus 'iemocapp'"),
+    (PldaResource(), TwoStageResource(modality_sets=[["speaker", "face"]]), "modality_sets"),
+])
+def test_bad_settings_fail_when_the_assets_are_built(plda, two_stage, message):
+    with pytest.raises(ValueError, match=message):
+        corpus_method_assets(plda, two_stage)

@@ -393,9 +393,15 @@ def validate(modality_sets: Sequence[Sequence[str]], pairs: Sequence[Sequence[st
         if not subset or len(set(subset)) != len(subset) or set(subset) - set(MODALITIES):
             raise ValueError(f"[{section}] modality_sets: {list(subset)} must name each modality once, among "
                              f"{', '.join(MODALITIES)}")
+    from storage.schemas.corpora import TEXT_CORPORA
+    from storage.schemas.unimodal import UNIMODAL_CORPORA
+
+    known = (*UNIMODAL_CORPORA, *TEXT_CORPORA)
     for pair in pairs:
         if len(pair) != 2 or pair[1] == POOLED:
             raise ValueError(f"[{section}] pairs: {list(pair)} must be [train_on, test_on] (train_on may be {POOLED!r})")
+        if unknown := [c for c in pair if c not in (*known, POOLED)]:
+            raise ValueError(f"[{section}] pairs: unknown corpus {unknown[0]!r}; known: {', '.join(known)}")
 
 
 def plda_asset(plda: PldaResource) -> dg.AssetsDefinition:
