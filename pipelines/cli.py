@@ -78,7 +78,15 @@ def _defs_and_instance(settings):
     from pipelines.definitions import build_definitions
     from pipelines.runner import instance_for
 
-    return build_definitions(settings), instance_for(settings)
+    try:
+        defs = build_definitions(settings)
+    except ValueError as exc:
+        # The training grid checks its models' hyperparameters and options as it is built; its
+        # messages start with the section (`[training.options]: ...`): a mistake in the file.
+        if str(exc).startswith("["):
+            _fail(f"{settings.source}: {exc}")
+        raise
+    return defs, instance_for(settings)
 
 
 def _progress(i: int, n: int, target, what: str, took: float) -> None:

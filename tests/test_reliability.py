@@ -349,6 +349,18 @@ def test_a_config_mistake_prints_one_line_from_the_cli(tmp_path):
     assert "emostore.toml" in line and "beam_sise" in line
 
 
+@pytest.mark.parametrize("text, key", [
+    ("[training]\noptions = { epoks = 3 }\n", "[training.options]"),
+    ("[training.models.concat_mlp]\nhiden = 3\n", "[training.models.concat_mlp]"),
+])
+def test_a_training_grid_mistake_prints_one_line_naming_file_and_key(tmp_path, text, key):
+    _write(tmp_path, '[store]\nroot = "store"\n' + text)
+    proc = cli("status", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    line = one_line_error(proc)
+    assert str(tmp_path / "emostore.toml") in line and key in line
+
+
 # -- 4. stores that cannot be written or reached ------------------------------------------------
 def _mount_tmpfs(where: Path, size: str) -> bool:
     if os.geteuid() != 0:
