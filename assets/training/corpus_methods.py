@@ -255,7 +255,7 @@ def plda_results(store, plda: PldaResource, encoders: dict[str, str], log: Calla
                             + ": needs two emotions and one with two or more items; skipped")
                         continue
                     found = plda_run(rows, plan, unseen, plda.shots, plda.draws, plda.seed, options, log)
-                    for k, classes in found.items():
+                    for k, classes in ((k, c) for k, c in found.items() if c):
                         method = "lda_plda" if k is None else f"lda_plda_k{k}"
                         run = f"plda.{mods}.{train_on}.{test_on}." + ("all" if k is None else f"{unseen}.k{k}")
                         base = {"run": run, "method": method, "modality": mods, "seed": plda.seed,
@@ -340,7 +340,7 @@ def two_stage_results(store, two_stage: TwoStageResource, encoders: dict[str, st
             for plan in plans(rows.frame, train_on, test_on):
                 for seed in two_stage.seeds:
                     found = two_stage_fold(rows, plan, seed, two_stage, mods, log)
-                    for method, splits in found.items():
+                    for method, splits in ((m, s) for m, s in found.items() if s):
                         run = f"two_stage.{method}.{mods}.{train_on}.{test_on}.s{seed}"
                         base = {"run": run, "method": method, "modality": mods, "seed": seed,
                                 "train_on": train_on, "test_on": test_on, "fold": plan.fold}
