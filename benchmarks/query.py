@@ -169,6 +169,10 @@ def run_size(rows: int, directory: str, queries: int, approximate_max_rows: int)
     return figures
 
 
+def _seconds(value) -> str:
+    return f"{value} s" if isinstance(value, (int, float)) else str(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -192,7 +196,7 @@ def main() -> None:
         print(f"\n{rows} rows x {DIM}-d (load average {figures['load average at start']}): "
               f"write {figures['write (upserts of 100k rows, indexes kept up) s']} s, searcher load "
               f"{figures['searcher load s']} s ({figures['searcher vectors MB']} MB), IVF_PQ build "
-              f"{figures['IVF_PQ index build s']} s, peak RSS {figures['peak RSS MB']} MB")
+              f"{_seconds(figures['IVF_PQ index build s'])}, peak RSS {figures['peak RSS MB']} MB")
         for label in ("main", "minor"):
             entry = figures[label]
             print(f"  {label} speaker {entry['speaker']} ({entry['rows of the speaker']} rows, {entry['share of rows %']}%)")
