@@ -91,7 +91,7 @@ def register(app: typer.Typer, settings: Callable, fail: Callable) -> None:
                 typer.echo(f"{exported.height} rows with vectors -> {export}", err=True)
             _emit(frame, fmt, None, None, note=note)
         except q.QueryError as exc:
-            fail(str(exc))
+            fail(_with_role(str(exc), encoder, table or q.MODALITY_TABLES.get(modality or "", "")))
         except ValueError as exc:  # a schema lookup or a value Lance refuses
             fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
@@ -124,7 +124,7 @@ def register(app: typer.Typer, settings: Callable, fail: Callable) -> None:
             similarity = q.centroid_similarity(store, name, encoder=chosen, filters=filters, min_rows=min_utterances,
                                                version=parsed_version)
         except q.QueryError as exc:
-            fail(str(exc))
+            fail(_with_role(str(exc), encoder, table))
         pairs = q.confused_speakers(similarity, top)
         if fmt == "json":
             typer.echo(json.dumps({"counts": counts.to_dicts(), "centroid_similarity": similarity.to_dicts(),
@@ -142,6 +142,13 @@ def register(app: typer.Typer, settings: Callable, fail: Callable) -> None:
                 _print(similarity.with_columns(similarity[c].round(3) for c in similarity.columns[1:]), rows=12)
             typer.echo("most similar pairs:")
             _print(pairs.with_columns(pairs["similarity"].round(4)), rows=top)
+
+
+def _with_role(message: str, given: str | None, table: str | None) -> str:
+    """A missing encoder's message, saying it is the configured one when no --encoder was given."""
+    if given is None and "no rows of encoder" in message and table in TABLE_ROLES:
+        return f"{message} (the configured [encoders.{TABLE_ROLES[table]}]'s; choose one with --encoder)"
+    return message
 
 
 def _configured_encoder(config, table: str) -> str | None:

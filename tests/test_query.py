@@ -313,6 +313,8 @@ def test_cli_export_writes_the_filtered_rows_with_vectors(cli_store):
     (("--modality", "speaker", "--encoder", ENCODER, "--version", "999"), "has no version 999; versions 1.."),
     (("--modality", "speaker", "--text", "hello", "--encoder", ENCODER), "--text needs a text table"),
     (("--predictions", "nope"), "no cell 'nope'"),
+    (("--modality", "speaker", "--corpus", "cremad", "--encoder", ENCODER), "has no corpus column"),
+    (("--modality", "speaker"), "the configured [encoders.speaker]'s; choose one with --encoder"),
 ])
 def test_cli_bad_input_is_one_clear_line(cli_store, args, message):
     root, _ = cli_store
