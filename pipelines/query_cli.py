@@ -39,7 +39,7 @@ def register(app: typer.Typer, settings: Callable, fail: Callable) -> None:
         where: Annotated[Optional[str], typer.Option("--where", help="SQL filter over the table's columns, e.g. \"emotion != 'neutral'\".")] = None,
         like: Annotated[Optional[str], typer.Option("--like", help="Item id: its nearest neighbours (itself excluded).")] = None,
         like_table: Annotated[Optional[str], typer.Option("--like-table", help="Table holding the --like item (default: the queried table; the same encoder).")] = None,
-        text: Annotated[Optional[str], typer.Option("--text", help="Text the configured [encoders.text] embeds as the query (text tables).")] = None,
+        text: Annotated[Optional[str], typer.Option("--text", help="Text the configured text encoder embeds as the query (text tables).")] = None,
         k: Annotated[int, typer.Option("-k", help="Neighbours to return (rows to print without a query).")] = 10,
         encoder: Annotated[Optional[str], typer.Option("--encoder", help="Whose rows (the `encoder` column); default: the configured encoder's.")] = None,
         version: Annotated[Optional[str], typer.Option("--version", "-v", help="Table version number or tag (as of then).")] = None,
