@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -711,8 +710,3 @@ def predictions(store: Store, cell: str | None = None, *, wrong: bool = False, f
     frame = filter_frame(frame, filters.where)
     return frame.select("cell", "id", "split", "speaker", "label", "predicted", "confidence", "correct",
                         "text").sort(["cell", "id"])
-
-
-def rows_of(frame) -> list[dict[str, Any]]:
-    """A frame's rows as dicts (vectors as lists), for JSON output."""
-    return frame.to_dicts()
