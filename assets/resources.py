@@ -72,6 +72,8 @@ class ThresholdsResource(dg.ConfigurableResource):
     max_wer: float = Field(default=0.5, ge=0.0, description="transcript_alignment keeps a clip whose normalized WER (official vs Whisper) is at most this.", json_schema_extra={"read_by": ["transcript_alignment"]})
     min_seconds_per_word: float = Field(default=0.08, ge=0.0, description="transcript_alignment drops a clip with fewer voiced seconds per official word (cut too short for its text).", json_schema_extra={"read_by": ["transcript_alignment"]})
     max_seconds_per_word: float = Field(default=2.0, gt=0.0, description="transcript_alignment drops a clip with more voiced seconds per official word (speech beyond its text).", json_schema_extra={"read_by": ["transcript_alignment"]})
+    max_shrink_share: float = Field(default=0.1, ge=0.0, le=1.0, description="The blocking check annotated_rows_kept fails when a split of an items table (meld_utterances, <corpus>_items) keeps fewer annotated rows than its previous version by more than this share (an empty, truncated or misplaced annotation file).")
+    accept_shrink: bool = Field(default=False, description="Let annotated_rows_kept pass although a split shrank (as `--accept-shrink` does for one command).")
     max_filtered_share: float = Field(default=0.5, ge=0.0, le=1.0, description="The alignment check warns when a split loses a larger share of its usable clips than this.", json_schema_extra={"read_by": ["transcript_alignment"]})
 
     def fingerprint_for(self, asset: str) -> str | None:
@@ -161,7 +163,8 @@ class GalleryResource(dg.ConfigurableResource):
     def fingerprint(self) -> str:
         from models.face_gallery import review_fingerprint
 
-        fields = {**self.model_dump(), "review": review_fingerprint(self.review_file or None)}
+        # What the review says, never where its file lies: a store opened through another path stays fresh.
+        fields = {**self.model_dump(exclude={"review_file"}), "review": review_fingerprint(self.review_file or None)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
     def fingerprint_for(self, asset: str) -> str:
@@ -171,7 +174,7 @@ class GalleryResource(dg.ConfigurableResource):
         if asset == "speaking_faces":
             fields: dict[str, Any] = {"match_threshold": self.match_threshold}
         else:
-            fields = {**self.model_dump(exclude={"match_threshold"}),
+            fields = {**self.model_dump(exclude={"match_threshold", "review_file"}),
                       "review": review_fingerprint(self.review_file or None)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -29,6 +29,14 @@ ConfigOpt = Annotated[
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks (and Dagster's own error logs) instead of one-line errors.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Fail at once if another process is writing the store (default: wait for it).")]
+AcceptShrinkOpt = Annotated[bool, typer.Option("--accept-shrink", help="Let a split of an items table lose more than [thresholds] max_shrink_share of its annotated rows (the blocking check annotated_rows_kept then passes).")]
+
+
+def _accept_shrink(accept: bool) -> None:
+    if accept:
+        from assets.shrink import ACCEPT_ENV
+
+        os.environ[ACCEPT_ENV] = "1"
 
 
 @app.callback()
@@ -62,6 +70,10 @@ def _writing(settings, no_wait: bool):
                 store_writer_lock(settings, wait=not no_wait, notify=lambda m: typer.echo(m, err=True)):
             for line in release_dead_runs(instance):
                 typer.secho(line, fg="yellow", err=True)
+            from pipelines.prune import sweep_after_crash
+
+            if swept := sweep_after_crash(settings.store.root, instance):
+                typer.echo(f"removed {len(swept)} temporary files left by killed writers", err=True)
             yield defs, instance
     except StoreBusy as exc:
         _fail(str(exc), code=1)
@@ -191,8 +203,10 @@ def materialize(
     selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
     partition: Annotated[Optional[list[str]], typer.Option("--partition", "-p", help="Partition(s) to run (default: all).")] = None,
     no_wait: NoWaitOpt = False,
+    accept_shrink: AcceptShrinkOpt = False,
 ) -> None:
     """Materialize assets in-process, in dependency order, with progress (one writer per store at a time)."""
+    _accept_shrink(accept_shrink)
     settings = _settings()
     from pipelines.runner import run, select, targets
 
@@ -209,9 +223,11 @@ def materialize(
 def update(
     selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
     no_wait: NoWaitOpt = False,
+    accept_shrink: AcceptShrinkOpt = False,
 ) -> None:
     """Materialize whatever is stale or missing, wave after wave, until everything is fresh
     (one writer per store at a time: a second waits, then does only what is still missing)."""
+    _accept_shrink(accept_shrink)
     settings = _settings()
     from pipelines.runner import update as run_update
 
@@ -313,27 +329,31 @@ def show(
 
 @app.command()
 def prune(
-    keep: Annotated[int, typer.Option(help="Parquet versions to keep per table/partition.")] = 3,
-    lance_days: Annotated[float, typer.Option(help="Remove untagged Lance versions older than this many days.")] = 7.0,
+    keep: Annotated[int, typer.Option(help="Parquet versions to keep per table/partition (besides those current materializations read).")] = 3,
+    lance_days: Annotated[float, typer.Option(help="Remove Lance versions older than this many days (except the latest, those current materializations read, and user-tagged ones).")] = 7.0,
+    no_wait: NoWaitOpt = False,
 ) -> None:
-    """Delete old table versions (the newest `keep` Parquet versions and tagged Lance versions stay)."""
+    """Delete old table versions: the newest KEEP Parquet versions, every version a current
+    materialization reads, the latest and user-tagged Lance versions stay readable."""
     settings = _settings()
     import datetime
 
+    from pipelines.prune import current_versions, prune_store
     from storage import Store
-    from storage.schemas import all_schemas
 
-    store = Store(settings.store.root)
-    for name, schema in sorted(all_schemas().items()):
-        table = store.table(name)
-        if schema.format == "lance":
-            freed = table.prune(datetime.timedelta(days=lance_days))
-            if freed:
-                typer.echo(f"{name}: freed {freed} bytes")
-        else:
-            removed = table.prune(keep)
-            if removed:
-                typer.echo(f"{name}: removed {len(removed)} old versions")
+    if keep < 1:
+        _fail("--keep must be at least 1: the latest version is never pruned")
+    with _writing(settings, no_wait) as (defs, instance):
+        kept = current_versions(defs, instance)
+        removed, freed, failed = prune_store(Store(settings.store.root), kept, keep,
+                                             datetime.timedelta(days=lance_days), typer.echo)
+    from pipelines.prune import size_text
+
+    typer.echo(f"removed {removed} old versions, freed {size_text(freed)}")
+    for line in failed:
+        typer.secho(f"not pruned: {line}", fg="yellow", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 # -- training ----------------------------------------------------------------------------------

@@ -14,17 +14,18 @@ of the same table, empty, with the new size; earlier versions keep the old rows.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyarrow as pa
 
 from storage import uri as uris
 from storage.faults import fault_point
-from storage.schemas import VECTOR, SchemaError, TableSchema, with_vector_dim
+from storage.schemas import VECTOR, SchemaError, TableSchema, store_relative, store_resolved, with_vector_dim
 
 _TAG_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 KEY_SEPARATOR = "|"
@@ -159,7 +160,7 @@ class LanceTable:
     # -- write -----------------------------------------------------------------------------
     def upsert(self, data: Any, *, tag: str | None = None) -> int:
         """Insert new keys and update existing ones in one commit; returns the new version."""
-        rows = self.schema.conform(data)
+        rows = store_relative(self.schema.conform(data), self.schema, self.root)
         if rows.num_rows == 0:
             return self.version
         if len(set(rows.column(self.key).to_pylist())) != rows.num_rows:
@@ -177,8 +178,9 @@ class LanceTable:
 
     def replace_where(self, data: Any, where: str, *, tag: str | None = None) -> int:
         """Make the rows matching `where` exactly `data` in one commit (a shard's re-run)."""
-        rows = self.schema.conform(data)
+        rows = store_relative(self.schema.conform(data), self.schema, self.root)
         table = self._writable()
+        fault_point("lance.before_commit")
         result = (
             table.merge_insert(self.key)
             .when_matched_update_all()
@@ -186,6 +188,7 @@ class LanceTable:
             .when_not_matched_by_source_delete(where)
             .execute(rows)
         )
+        fault_point("lance.after_commit")
         return self._tag(self._indexed(result.version), tag)
 
     def delete(self, where: str, *, tag: str | None = None) -> int:
@@ -224,7 +227,8 @@ class LanceTable:
         dataset = self.table().to_lance()
         if version is not None:
             dataset = dataset.checkout_version(version)
-        return dataset.to_table(columns=columns, filter=where).replace_schema_metadata(None)
+        table = dataset.to_table(columns=columns, filter=where).replace_schema_metadata(None)
+        return store_resolved(table, self.schema, self.root)
 
     def read(self, **kwargs):
         import polars as pl
@@ -255,12 +259,31 @@ class LanceTable:
             for v in table.list_versions()
         ]
 
-    def prune(self, older_than: datetime.timedelta = datetime.timedelta(days=7)) -> int:
-        """Remove untagged versions older than `older_than`; returns bytes removed."""
+    def prune(self, keep: Iterable[int] = (), older_than: datetime.timedelta = datetime.timedelta(days=7)) -> Pruned:
+        """Remove old versions: every version older than `older_than` except the latest, those in
+        `keep` (e.g. what current materializations read) and those a user tag names. The tags this
+        class puts on every commit (`v{N}.<what wrote it>`) do not keep a version; they go with it.
+        Returns what was removed (versions and bytes); every kept version stays readable."""
         if not self.exists():
-            return 0
-        stats = self.table().to_lance().cleanup_old_versions(older_than=older_than)
-        return int(getattr(stats, "bytes_removed", 0))
+            return Pruned(self.schema.name, [], 0)
+        table = self.table()
+        latest = table.version
+        kept = set(keep) | {latest}
+        tags = table.tags.list()
+        user_tagged = {info["version"] for name, info in tags.items() if not _is_commit_tag(name, info["version"])}
+        cutoff = datetime.datetime.now(datetime.timezone.utc) - older_than
+        removable = sorted(
+            v["version"] for v in table.list_versions()
+            if v["version"] not in kept | user_tagged and _aware(v["timestamp"]) <= cutoff
+        )
+        if not removable:
+            return Pruned(self.schema.name, [], 0)
+        for name, info in tags.items():
+            if info["version"] in removable:
+                table.tags.delete(name)
+        stats = table.to_lance().cleanup_old_versions(versions=removable, error_if_tagged_old_versions=False)
+        self._table = None
+        return Pruned(self.schema.name, removable, int(getattr(stats, "bytes_removed", 0)))
 
     # -- indexes ---------------------------------------------------------------------------
     def _indexed(self, version: int) -> int:
@@ -317,6 +340,24 @@ class LanceTable:
         if where:
             query = query.where(where, prefilter=True)
         return query.bypass_vector_index().to_arrow()
+
+
+@dataclasses.dataclass(frozen=True)
+class Pruned:
+    """What `LanceTable.prune` removed."""
+
+    table: str
+    versions: list[int]
+    bytes_removed: int
+
+
+def _is_commit_tag(name: str, version: int) -> bool:
+    """Whether `name` is the tag `_tag` gives a commit (`v{version}.<what wrote it>`)."""
+    return name == f"v{version}" or name.startswith(f"v{version}.")
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    return moment if moment.tzinfo is not None else moment.astimezone()
 
 
 def _has_primary_key(table, key: str) -> bool:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from storage import uri as uris
+from storage.faults import fault_point
 from storage.status import Status
 
 SAMPLE_RATE = 16_000  # Hz: what the speech models (Whisper, resemblyzer, silero) take
@@ -75,12 +76,23 @@ def write_media(uri: str, data: bytes) -> None:
         path = Path(uris.local_path(uri))
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}{path.suffix}")
-        temp.write_bytes(data)
+        with open(temp, "wb") as sink:
+            half = len(data) // 2
+            sink.write(data[:half])
+            fault_point(f"{_kind(path)}.mid_write")
+            sink.write(data[half:])
+        fault_point(f"{_kind(path)}.before_rename")
         os.replace(temp, path)
+        fault_point(f"{_kind(path)}.after_rename")
         return
     fs, path = uris.filesystem(uri)
     with fs.open_output_stream(path) as sink:
         sink.write(data)
+
+
+def _kind(path: Path) -> str:
+    """The fault-point family of a derived file: `checkpoint` under checkpoints/, else `media`."""
+    return "checkpoint" if "checkpoints" in path.parts else "media"
 
 
 def read_media(uri: str) -> bytes:

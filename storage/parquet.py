@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from storage import uri as uris
 from storage.faults import fault_point
-from storage.schemas import SchemaError, TableSchema
+from storage.schemas import SchemaError, TableSchema, store_relative, store_resolved
 
 _VERSION_FILE = re.compile(r"^v(\d{6,})\.parquet$")
 _TEMP_FILE = re.compile(r"^\.tmp-(\d+)-[0-9a-f]+\.parquet$")
@@ -62,6 +62,7 @@ class ParquetTable:
         self.uri = uris.join(self.root, "tables", schema.name)
         self._fs, self._base = uris.filesystem(self.uri)
         self._local = uris.is_local(self.uri)
+        self.freed_bytes = 0
 
     # -- locations -------------------------------------------------------------------------
     def _dir(self, partition: str | None) -> str:
@@ -140,7 +141,7 @@ class ParquetTable:
 
         Rows of a partitioned table must all carry `partition` in the partition column.
         """
-        table = self.schema.conform(data)
+        table = store_relative(self.schema.conform(data), self.schema, self.root)
         if self.schema.partition_by is not None and partition is not None:
             values = set(table.column(self.schema.partition_by).to_pylist())
             if values - {partition}:
@@ -169,7 +170,12 @@ class ParquetTable:
         )
         temp = f"{directory}/.tmp-{os.getpid()}-{uuid.uuid4().hex}.parquet"
         with self._fs.open_output_stream(temp) as sink:
-            pq.write_table(table, sink, compression="zstd")
+            fault_point("parquet.before_write")
+            half = max(table.num_rows // 2, 1)
+            with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
+                writer.write_table(table.slice(0, half))
+                fault_point("parquet.mid_write")
+                writer.write_table(table.slice(half))
             fault_point("parquet.temp_written")
         fault_point("parquet.before_rename")
         final = f"{directory}/v{version:06d}.parquet"
@@ -213,7 +219,7 @@ class ParquetTable:
         path = self._dir(partition) + f"/v{chosen:06d}.parquet"
         with self._fs.open_input_file(path) as handle:
             table = pq.read_table(handle)
-        return table.replace_schema_metadata(None)
+        return store_resolved(table.replace_schema_metadata(None), self.schema, self.root)
 
     def read(self, partition: str | None = None, version: int | None = None):
         """Like `read_arrow`, as a polars DataFrame."""
@@ -233,15 +239,24 @@ class ParquetTable:
         return version
 
     # -- prune -----------------------------------------------------------------------------
-    def prune(self, keep: int = 1) -> list[TableVersion]:
-        """Delete all but the newest `keep` versions of every partition; return what was deleted."""
+    def prune(self, keep: int = 1, keep_versions: dict[str | None, set[int]] | None = None) -> list[TableVersion]:
+        """Delete all but the newest `keep` versions of every partition, sparing the versions named in
+        `keep_versions` (partition -> versions, e.g. what current materializations read); return
+        what was deleted. Temporary files of writers that no longer run are swept too."""
         if keep < 1:
             raise ValueError("keep must be at least 1: the latest version is never pruned")
+        self.freed_bytes = 0  # what the last prune freed
         parts: Iterable[str | None] = self.partitions() if self.schema.partition_by else [None]
+        spared = keep_versions or {}
         removed = []
         for partition in parts:
+            self._sweep_temp_files(self._dir(partition))
             for old in self.versions(partition)[:-keep]:
-                self._fs.delete_file(self._dir(partition) + f"/v{old.version:06d}.parquet")
+                if old.version in spared.get(partition, set()):
+                    continue
+                path = self._dir(partition) + f"/v{old.version:06d}.parquet"
+                self.freed_bytes += self._fs.get_file_info(path).size or 0
+                self._fs.delete_file(path)
                 removed.append(old)
         return removed
 

@@ -22,6 +22,7 @@ class Status(enum.StrEnum):
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
     MALFORMED_ROW = "malformed_row"
+    OUTSIDE_CORPUS = "outside_corpus"  # a file (or symlink) leading outside its corpus root: never read
     UNLABELLED = "unlabelled"
     UNMAPPED_LABEL = "unmapped_label"
     AMBIGUOUS_LABEL = "ambiguous_label"

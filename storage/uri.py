@@ -51,3 +51,24 @@ def filesystem(uri: str):
     if is_local(uri):
         return fs.LocalFileSystem(), normalize(uri)
     return fs.FileSystem.from_uri(uri)
+
+
+def is_absolute(location: str) -> bool:
+    """An absolute path or a URI with a scheme (not a location relative to some root)."""
+    return not is_local(location) or location.startswith("file://") or os.path.isabs(location)
+
+
+def relative_to(location: str, root: str) -> str:
+    """`location` relative to `root` when it lies under it ("media/frames/ab/ab12.jpg"); else as is."""
+    if not is_absolute(location):
+        return location
+    prefix = normalize(root).rstrip("/") + "/"
+    if not is_local(location):
+        return location[len(prefix):] if location.startswith(prefix) else location
+    path = normalize(location)
+    return path[len(prefix):] if path.startswith(prefix) else location
+
+
+def resolve(location: str, root: str) -> str:
+    """A location stored relative to `root` made whole again; absolute locations unchanged."""
+    return location if is_absolute(location) else join(normalize(root), location)

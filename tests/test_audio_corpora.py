@@ -21,7 +21,7 @@ from assets.corpora.audio_items import (
     ravdess_performance,
 )
 from assets.corpora.media_items import MEDIA_ITEM_ASSETS
-from assets.resources import CorporaResource, StoreResource
+from assets.resources import CorporaResource, StoreResource, ThresholdsResource
 from storage import Store
 from tests import fixtures_corpora as fixtures
 from tests.conftest import shared_data
@@ -208,7 +208,8 @@ def test_emodb_fixture_tree(tmp_path):
 def _materialize(corpus: str, tmp_path, roots: dict[str, str]):
     return dg.materialize(
         [MEDIA_ITEM_ASSETS[corpus]],
-        resources={"store": StoreResource(root=str(tmp_path / "store")), "corpora": CorporaResource(roots=roots)},
+        resources={"store": StoreResource(root=str(tmp_path / "store")), "corpora": CorporaResource(roots=roots),
+                   "thresholds": ThresholdsResource()},
         raise_on_error=False,
     )
 
@@ -223,7 +224,7 @@ def test_items_asset_writes_the_rows_and_counts_statuses(tmp_path):
     assert meta["usable rows by label"].value == {
         "anger": 2, "disgust": 2, "fear": 2, "joy": 2, "neutral": 2, "sadness": 2, "surprise": 2}
     assert meta["speakers"].value == 1
-    (check,) = result.get_asset_check_evaluations()
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "readable"]
     assert check.passed
     table = Store(str(tmp_path / "store")).parquet("ravdess_items").read()
     assert table.height == 17 and set(table["corpus"]) == {"ravdess"}
@@ -235,7 +236,7 @@ def test_a_damaged_corpus_is_written_but_its_check_blocks_what_follows(tmp_path)
     assert not result.success  # the blocking check stops the run here
     meta = result.asset_materializations_for_node("cremad_items")[0].metadata
     assert meta["rows by status"].value == {"ok": 6, "malformed_row": 3, "corrupt_media": 2}
-    (check,) = result.get_asset_check_evaluations()
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "readable"]
     assert not check.passed and "45.5% of rows malformed" in check.metadata["problems"].value
     assert Store(str(tmp_path / "store")).parquet("cremad_items").read().height == 11
 
@@ -251,5 +252,5 @@ def test_an_unconfigured_corpus_writes_an_empty_table_and_says_so(tmp_path):
 def test_a_root_in_another_layout_fails_the_readable_check(tmp_path):
     root = fixtures.cremad_tree(tmp_path / "cremad")  # CREMA-D files where TESS is expected
     result = _materialize("tess", tmp_path, {"tess": str(root)})
-    (check,) = result.get_asset_check_evaluations()
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "readable"]
     assert not check.passed and "malformed" in check.metadata["problems"].value

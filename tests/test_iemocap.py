@@ -10,7 +10,7 @@ import pytest
 from assets.corpora.iemocap import read_iemocap, turn_speaker
 from assets.corpora.media_items import MEDIA_ITEM_ASSETS
 from assets.corpora.protocols import PROTOCOLS, assign_folds, corpus_folds_frame
-from assets.resources import CorporaResource, StoreResource
+from assets.resources import CorporaResource, StoreResource, ThresholdsResource
 from storage import Store
 from tests import fixtures_corpora as fixtures
 
@@ -88,7 +88,7 @@ def test_iemocap_items_asset(tmp_path):
     result = dg.materialize(
         [MEDIA_ITEM_ASSETS["iemocap"]],
         resources={"store": StoreResource(root=str(tmp_path / "store")),
-                   "corpora": CorporaResource(roots={"iemocap": str(root)})},
+                   "corpora": CorporaResource(roots={"iemocap": str(root)}), "thresholds": ThresholdsResource()},
         raise_on_error=False,
     )
     meta = result.asset_materializations_for_node("iemocap_items")[0].metadata

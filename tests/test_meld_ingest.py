@@ -22,11 +22,10 @@ HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Se
 
 
 def real_meld_root(tmp_path: Path) -> Path:
-    """A MELD root holding only the real train and dev CSVs (symlinked, never copied)."""
+    """A MELD root holding only the real train and dev CSVs: a link to their folder, never a copy
+    (a link per file would lead outside the corpus root, and such files are not read)."""
     root = tmp_path / "MELD.Raw"
-    root.mkdir()
-    for split in ("train", "dev"):
-        os.symlink(shared_data("meld", f"{split}_sent_emo.csv"), root / f"{split}_sent_emo.csv")
+    os.symlink(shared_data("meld"), root, target_is_directory=True)
     return root
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -97,13 +98,14 @@ CKPLUS_SAMPLE = {"anger": 3, "contempt": 3, "happy": 3, "surprise": 3}
 
 @pytest.fixture
 def ckplus48_sample(tmp_path) -> Path:
-    """A few real CK+48 crops, linked (not copied) into a CK+48-shaped folder."""
+    """A few real CK+48 crops, copied into a CK+48-shaped folder (a link out of the corpus root
+    would not be read)."""
     real = shared_data("face", "ckplus48")
     sample = tmp_path / "ckplus48"
     for emotion, n in CKPLUS_SAMPLE.items():
         (sample / emotion).mkdir(parents=True)
         for image in sorted((real / emotion).glob("*.png"))[:n]:
-            (sample / emotion / image.name).symlink_to(image)
+            shutil.copy(image, sample / emotion / image.name)
     return sample
 
 

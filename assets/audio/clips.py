@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from storage import ParquetTable, Store, content_hash, media
+from storage import ParquetTable, Store, content_hash, media, uris
 from storage.schemas.meld import CLIP_AUDIO, MELD_UTTERANCES
 from storage.status import Status
 
@@ -36,7 +36,9 @@ def clip_inputs(store: Store, split: str) -> list[dict[str, Any]] | None:
     for row in audio.select("id", "split", "clip_sha256", "audio_uri", "duration_s", "status", "reason").to_dicts():
         info = about.get(row["id"], {})
         row.update(speaker=info.get("speaker"), emotion=info.get("emotion"), official_text=info.get("text"))
-        row["input_hash"] = content_hash(row["audio_uri"] or row["clip_sha256"] or row["id"], row["status"])
+        # The audio's place in the store, never the store's own place: a moved store keeps its keys.
+        audio = uris.relative_to(row["audio_uri"], store.root) if row["audio_uri"] else None
+        row["input_hash"] = content_hash(audio or row["clip_sha256"] or row["id"], row["status"])
         rows.append(row)
     return rows
 

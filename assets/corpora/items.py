@@ -14,7 +14,7 @@ from storage.status import Status
 
 
 def unconfigured_items(context, corpus: str, table: ParquetTable, fingerprint: str,
-                       check: dg.AssetCheckResult) -> dg.MaterializeResult:
+                       *checks: dg.AssetCheckResult) -> dg.MaterializeResult:
     """An empty items table (a corpus without `[corpora.<name>]` is skipped, not an error)."""
     frame = items_frame([])
     version = table.write(frame, fingerprint=fingerprint, metadata={"configured": "false"})
@@ -23,7 +23,7 @@ def unconfigured_items(context, corpus: str, table: ParquetTable, fingerprint: s
         frame,
         data_version=version.metadata["content_hash"],
         metadata={"corpus": f"not configured: add [corpora.{corpus}] root to emostore.toml to ingest it"},
-        check_results=[check],
+        check_results=list(checks),
     )
 
 

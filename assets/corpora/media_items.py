@@ -21,7 +21,8 @@ from assets.corpora.iemocap import read_iemocap
 from assets.corpora.scan import CorpusScan
 from assets.corpora.items import label_metadata, unconfigured_items
 from assets.reporting import table_result
-from assets.resources import CorporaResource, StoreResource
+from assets import shrink
+from assets.resources import CorporaResource, StoreResource, ThresholdsResource
 from storage.schemas.corpora import items_frame
 from storage.schemas.unimodal import UNIMODAL_CORPORA
 from storage.status import Status
@@ -73,14 +74,24 @@ def readable_check(corpus: str, frame, scan: CorpusScan | None) -> dg.AssetCheck
     )
 
 
-def materialize_items(context, corpus: str, store: StoreResource, corpora: CorporaResource) -> dg.MaterializeResult:
+def annotated():
+    """An items row is annotated when its corpus gave it a label."""
+    import polars as pl
+
+    return pl.col("raw_labels").list.len() > 0
+
+
+def materialize_items(context, corpus: str, store: StoreResource, corpora: CorporaResource,
+                      thresholds: ThresholdsResource) -> dg.MaterializeResult:
     table = store.store().parquet(f"{corpus}_items")
     root = corpora.root(corpus)
     if root is None:
         check = readable_check(corpus, items_frame([]), None)
-        return unconfigured_items(context, corpus, table, ITEMS_CODE_VERSION, check)
+        return unconfigured_items(context, corpus, table, ITEMS_CODE_VERSION, check,
+                                  shrink.check({}, {}, thresholds.max_shrink_share, True))
     scan = READERS[corpus](Path(root))
     frame = items_frame(scan.rows)
+    before = shrink.annotated_counts(shrink.previous_frame(table), annotated())
     version = table.write(frame, fingerprint=ITEMS_CODE_VERSION,
                           metadata={"root": root, "layout": scan.layout, "missing": scan.missing})
     usable = int((frame["status"] == Status.OK).sum())
@@ -98,7 +109,9 @@ def materialize_items(context, corpus: str, store: StoreResource, corpora: Corpo
             "speakers": frame["speaker"].n_unique() - int(frame["speaker"].null_count() > 0),
             **label_metadata(frame),
         },
-        check_results=[readable_check(corpus, frame, scan)],
+        check_results=[readable_check(corpus, frame, scan),
+                       shrink.check(before, shrink.annotated_counts(frame, annotated()),
+                                    thresholds.max_shrink_share, shrink.accepted(thresholds))],
         sample_columns=["id", "split", "speaker", "raw_labels", "label", "path", "status", "reason"],
     )
 
@@ -113,10 +126,11 @@ def items_asset(corpus: str) -> dg.AssetsDefinition:
             name="readable", asset=f"{corpus}_items", blocking=True,
             description="A configured corpus is found in its layout, yields rows, and at most "
                         f"{MAX_UNREADABLE_SHARE:.0%} of them are malformed or without readable media.",
-        )],
+        ), shrink.spec(f"{corpus}_items")],
     )
-    def media_items(context, store: StoreResource, corpora: CorporaResource) -> dg.MaterializeResult:
-        return materialize_items(context, corpus, store, corpora)
+    def media_items(context, store: StoreResource, corpora: CorporaResource,
+                    thresholds: ThresholdsResource) -> dg.MaterializeResult:
+        return materialize_items(context, corpus, store, corpora, thresholds)
 
     return media_items
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.labels import map_label
+from storage.sources import OutsidePath, confined, outside_reason
 from storage.status import Status
 
 AUDIO_SUFFIXES = (".wav",)
@@ -90,11 +91,18 @@ def files_under(root: Path, suffixes: Iterable[str]) -> Iterator[Path]:
     Hidden files and macOS resource forks (`._name`, `__MACOSX/`) are not corpus files."""
     wanted = tuple(s.lower() for s in suffixes)
     found = (
-        p for p in root.rglob("*")
+        confined(p, root) for p in root.rglob("*")
         if p.suffix.lower() in wanted and not p.name.startswith(".")
         and "__MACOSX" not in p.parts and p.is_file()
     )
     return iter(sorted(found))
+
+
+def outside_problem(path: Path) -> Problem | None:
+    """`outside_corpus` for a file leading outside its corpus root (see `files_under`)."""
+    if isinstance(path, OutsidePath):
+        return Problem(Status.OUTSIDE_CORPUS, outside_reason(path))
+    return None
 
 
 def relative(path: Path, root: Path) -> str:
@@ -104,6 +112,8 @@ def relative(path: Path, root: Path) -> str:
 # -- media checks: headers only, cheap enough for every file of a corpus ------------------------
 def audio_problem(path: Path) -> Problem | None:
     """Why an audio (or audio-video) file cannot give speech, or None when it can."""
+    if (outside := outside_problem(path)) is not None:
+        return outside
     from storage.media import MediaProblem, probe
 
     try:
@@ -119,6 +129,8 @@ def audio_problem(path: Path) -> Problem | None:
 
 def video_problem(path: Path) -> Problem | None:
     """Why a video file cannot give frames, or None when it can."""
+    if (outside := outside_problem(path)) is not None:
+        return outside
     from storage.media import MediaProblem, probe
 
     try:
@@ -132,6 +144,8 @@ def video_problem(path: Path) -> Problem | None:
 
 def image_problem(path: Path) -> Problem | None:
     """Why an image file cannot be decoded, or None when it can (the pixels are decoded)."""
+    if (outside := outside_problem(path)) is not None:
+        return outside
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -156,6 +170,7 @@ def mark_duplicates(rows: list[dict[str, Any]], preference: Callable[[dict[str, 
     for row in rows:
         by_id.setdefault(row["id"], []).append(row)
     marked = 0
+    taken = set(by_id)  # every id given so far: a renamed duplicate never takes another's id
     for item_id, group in by_id.items():
         if len(group) < 2:
             continue
@@ -163,7 +178,10 @@ def mark_duplicates(rows: list[dict[str, Any]], preference: Callable[[dict[str, 
         kept = group[0]
         for row in group[1:]:
             name = (row["path"] or "").rsplit("/", 1)[-1]
-            row["id"] = f"{item_id}@{name}" if name and f"{item_id}@{name}" not in by_id else f"{item_id}@{row['path']}"
+            candidates = [f"{item_id}@{name}"] if name else []
+            candidates += [f"{item_id}@{row['path']}"] + [f"{item_id}@{row['path']}#{n}" for n in range(2, len(group) + 2)]
+            row["id"] = next(c for c in candidates if c not in taken)
+            taken.add(row["id"])
             row["status"] = str(Status.DUPLICATE)
             row["label"] = None
             row["reason"] = describe(row, kept) if describe else f"same item {item_id} as {kept['path']}"

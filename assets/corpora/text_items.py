@@ -16,7 +16,9 @@ import dagster as dg
 from assets.corpora.text_sources import READERS, USES_LABEL_RULES, SourceRead
 from assets.corpora.items import label_metadata, unconfigured_items
 from assets.reporting import table_result
-from assets.resources import CorporaResource, LabelRulesResource, StoreResource
+from assets import shrink
+from assets.corpora.media_items import annotated
+from assets.resources import CorporaResource, LabelRulesResource, StoreResource, ThresholdsResource
 from storage.labels import LabelRules
 from storage.schemas.corpora import DRAWN_TEST_SPLIT, HELD_OUT_SHARE, TEXT_CORPORA, items_frame
 from storage.status import Status
@@ -66,14 +68,16 @@ def with_test_split(corpus: str, rows: list[dict]) -> list[dict]:
 
 
 def materialize_items(context, corpus: str, store: StoreResource, corpora: CorporaResource,
-                      rules: LabelRules) -> dg.MaterializeResult:
+                      rules: LabelRules, thresholds: ThresholdsResource) -> dg.MaterializeResult:
     table = store.store().parquet(f"{corpus}_items")
     root = corpora.root(corpus)
     if root is None:
         check = readable_check(corpus, items_frame([]), None)
-        return unconfigured_items(context, corpus, table, ITEMS_CODE_VERSION, check)
+        return unconfigured_items(context, corpus, table, ITEMS_CODE_VERSION, check,
+                                  shrink.check({}, {}, thresholds.max_shrink_share, True))
     read = READERS[corpus](Path(root), rules)
     frame = items_frame(with_test_split(corpus, read.rows))
+    before = shrink.annotated_counts(shrink.previous_frame(table), annotated())
     version = table.write(frame, fingerprint=ITEMS_CODE_VERSION,
                           metadata={"root": root, "files": read.files, "missing": read.missing})
     usable = int((frame["status"] == Status.OK).sum())
@@ -89,7 +93,9 @@ def materialize_items(context, corpus: str, store: StoreResource, corpora: Corpo
             "quirks handled (lines)": dg.MetadataValue.json(read.quirks),
             **label_metadata(frame),
         },
-        check_results=[readable_check(corpus, frame, read)],
+        check_results=[readable_check(corpus, frame, read),
+                       shrink.check(before, shrink.annotated_counts(frame, annotated()),
+                                    thresholds.max_shrink_share, shrink.accepted(thresholds))],
         sample_columns=["id", "split", "text", "raw_labels", "label", "status", "reason"],
     )
 
@@ -105,20 +111,21 @@ def items_asset(corpus: str) -> dg.AssetsDefinition:
             name="readable", asset=f"{corpus}_items", blocking=True,
             description="A configured corpus yields rows, has every expected file and at most "
                         f"{MAX_MALFORMED_SHARE:.0%} malformed rows.",
-        )],
+        ), shrink.spec(f"{corpus}_items")],
     )
     if corpus in USES_LABEL_RULES:
         @dg.asset(**spec)
         def with_rules(context, store: StoreResource,
-                       corpora: CorporaResource, labels: LabelRulesResource) -> dg.MaterializeResult:
-            return materialize_items(context, corpus, store, corpora, labels.rules())
+                       corpora: CorporaResource, labels: LabelRulesResource,
+                       thresholds: ThresholdsResource) -> dg.MaterializeResult:
+            return materialize_items(context, corpus, store, corpora, labels.rules(), thresholds)
 
         return with_rules
 
     @dg.asset(**spec)
     def without_rules(context, store: StoreResource,
-                      corpora: CorporaResource) -> dg.MaterializeResult:
-        return materialize_items(context, corpus, store, corpora, LabelRules())
+                      corpora: CorporaResource, thresholds: ThresholdsResource) -> dg.MaterializeResult:
+        return materialize_items(context, corpus, store, corpora, LabelRules(), thresholds)
 
     return without_rules
 

@@ -17,7 +17,8 @@ from assets.meld.reuse import previous_rows
 from assets.meld.utterances import meld_utterances
 from assets.partitions import meld_splits
 from assets.reporting import table_result
-from assets.resources import StoreResource
+from assets.meld.layout import clip_path
+from assets.resources import CorporaResource, StoreResource
 from storage import Status, Store, content_hash, media
 from storage.schemas.meld import CLIP_AUDIO, MELD_UTTERANCES
 
@@ -96,7 +97,7 @@ def _reusable(previous: list[dict[str, Any]] | None, utterance: dict[str, Any]) 
                           description=f"Decoded audio lasts as long as the clip says (within {DURATION_TOLERANCE_S} s)."),
     ],
 )
-def clip_audio(context: AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+def clip_audio(context: AssetExecutionContext, store: StoreResource, corpora: CorporaResource) -> dg.MaterializeResult:
     """16 kHz mono speech audio of every usable MELD clip of one split."""
     import polars as pl
 
@@ -115,7 +116,7 @@ def clip_audio(context: AssetExecutionContext, store: StoreResource) -> dg.Mater
             rows[utterance["id"]] = reused
         else:
             rows[utterance["id"]] = {}
-            todo.append(utterance)
+            todo.append({**utterance, "clip_uri": clip_path(corpora.root("meld"), utterance["clip_uri"])})
     context.log.info(f"{split}: {len(todo)} clips to decode, {sum(r.get('reused', False) for r in rows.values())} reused")
     with ThreadPoolExecutor(WORKERS) as pool:
         for done, row in enumerate(pool.map(lambda u: extract_audio(u, root), todo), 1):

@@ -17,7 +17,8 @@ from assets.meld.reuse import previous_rows
 from assets.meld.utterances import meld_utterances
 from assets.partitions import meld_splits
 from assets.reporting import table_result
-from assets.resources import StoreResource
+from assets.meld.layout import clip_path
+from assets.resources import CorporaResource, StoreResource
 from storage import Status, Store, content_hash, media
 from storage.schemas.meld import CLIP_FRAMES, MELD_UTTERANCES
 
@@ -84,7 +85,7 @@ def _reusable(previous: list[dict[str, Any]] | None, utterance: dict[str, Any]) 
                           description="Usable clips have a frame for every whole second they last."),
     ],
 )
-def clip_frames(context: AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+def clip_frames(context: AssetExecutionContext, store: StoreResource, corpora: CorporaResource) -> dg.MaterializeResult:
     """Frames at 1 fps of every usable MELD clip of one split."""
     import polars as pl
 
@@ -102,7 +103,7 @@ def clip_frames(context: AssetExecutionContext, store: StoreResource) -> dg.Mate
         elif (reused := _reusable(previous.get(utterance["id"]), utterance)) is not None:
             rows[utterance["id"]] = reused
         else:
-            todo.append(utterance)
+            todo.append({**utterance, "clip_uri": clip_path(corpora.root("meld"), utterance["clip_uri"])})
     context.log.info(f"{split}: {len(todo)} clips to decode, {len(utterances) - len(todo)} reused or carried")
     with ThreadPoolExecutor(WORKERS) as pool:
         for done, (utterance, clip_rows) in enumerate(zip(todo, pool.map(lambda u: extract_frames(u, root), todo)), 1):

@@ -12,6 +12,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from storage import sources
+
 CSV_NAMES = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 CLIP_DIRS = {"train": "train_splits", "dev": "dev_splits_complete", "test": "output_repeated_splits_test"}
 MAX_DEPTH = 4  # root/MELD.Raw/train/train_splits is three levels down; one more for a wrapper
@@ -39,6 +41,9 @@ def find_split(root: str | os.PathLike, split: str) -> SplitLayout:
         elif path.name == clip_name and path.is_dir():
             folders.append(path)
     notes = []
+    for path in [p for p in csvs if sources.escapes(p, root)]:
+        notes.append(f"{path} leads outside the corpus root {root} (to {os.path.realpath(path)}): not read")
+        csvs.remove(path)
     for kind, found in (("CSV", csvs), ("clip folder", folders)):
         if len(found) > 1:
             notes.append(f"{len(found)} {kind}s named {found[0].name}: using {found[0]}, ignoring "
@@ -66,9 +71,19 @@ def _walk(root: Path, max_depth: int):
         level = following
 
 
-def clip_files(folder: Path) -> list[Path]:
-    """The clips of a split folder: `.mp4` files, hidden files (e.g. macOS `._` forks) left out."""
+def clip_files(folder: Path, root: Path | None = None) -> list[Path]:
+    """The clips of a split folder: `.mp4` files, hidden files (e.g. macOS `._` forks) left out.
+    A clip leading outside `root` (a symlink elsewhere) comes back as an `OutsidePath`, unread."""
     return sorted(
-        Path(e.path) for e in os.scandir(folder)
+        sources.confined(Path(e.path), root) if root is not None else Path(e.path)
+        for e in os.scandir(folder)
         if e.is_file() and e.name.lower().endswith(".mp4") and not e.name.startswith(".")
     )
+
+
+def clip_path(root: str | os.PathLike | None, clip_uri: str | None) -> str | None:
+    """Where a `meld_utterances.clip_uri` (stored relative to the corpus root) is now: joined with
+    the configured root. An absolute clip_uri, as earlier versions stored, is returned as it is."""
+    if clip_uri is None or root is None or os.path.isabs(clip_uri):
+        return clip_uri
+    return os.path.join(os.fspath(root), clip_uri)

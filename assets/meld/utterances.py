@@ -18,19 +18,20 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from assets import shrink
 from assets.meld import annotations as ann
 from assets.meld.layout import CLIP_DIRS, CSV_NAMES, SplitLayout, clip_files, find_split
 from assets.partitions import meld_splits
 from assets.reporting import table_result
 from assets.resources import CorporaResource, StoreResource, ThresholdsResource
-from storage import Status, media
+from storage import Status, content_hash, media, sources
 from storage.schemas.meld import MELD_UTTERANCES
 
 INGEST_VERSION = "1"  # bump when what the ingest writes changes
 PROBE_WORKERS = 4  # probing and hashing wait on the disk more than on the CPU
 
 PRECEDENCE = (
-    Status.MALFORMED_ROW, Status.DUPLICATE, Status.NO_ANNOTATION, Status.MISSING_MEDIA,
+    Status.MALFORMED_ROW, Status.DUPLICATE, Status.NO_ANNOTATION, Status.OUTSIDE_CORPUS, Status.MISSING_MEDIA,
     Status.CORRUPT_MEDIA, Status.BAD_TIMESTAMP, Status.ZERO_DURATION, Status.TOO_SHORT,
     Status.TOO_LONG,
 )
@@ -49,6 +50,7 @@ class SplitIngest:
 
     rows: list[dict[str, Any]]
     csv_records: int = 0  # data records in the CSV: the annotated rows that must all be present
+    csv_found: bool = False  # the split has a CSV (it may still hold no record)
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -90,9 +92,9 @@ def ingest_split(root: str | None, split: str, limits: Limits) -> SplitIngest:
         result.notes.append(f"no {CLIP_DIRS[split]}/ under {root}: every utterance lacks its clip")
 
     rows = _annotated_rows(layout, result) if layout.csv else []
-    clips = {p.name: p for p in clip_files(layout.clips)} if layout.clips else {}
-    claimed = _attach_clips(rows, clips, layout)
-    rows += _unannotated_rows(clips, claimed, layout)
+    clips = {p.name: p for p in clip_files(layout.clips, Path(root))} if layout.clips else {}
+    claimed = _attach_clips(rows, clips, layout, Path(root))
+    rows += _unannotated_rows(clips, claimed, layout, Path(root))
     _check_timing(rows, limits)
     _mark_dialogue_gaps(rows, result)
     result.rows = [row.finish() for row in rows]
@@ -101,18 +103,27 @@ def ingest_split(root: str | None, split: str, limits: Limits) -> SplitIngest:
 
 def _annotated_rows(layout: SplitLayout, result: SplitIngest) -> list[_Row]:
     csv_file = ann.read_csv(layout.csv)
+    result.csv_found = True
     result.csv_records = csv_file.records
     result.notes.extend(csv_file.notes)
     split, rows, seen = layout.split, [], set()
     for line, fields, problem in csv_file.rows:
         fields = fields or {}
-        dialogue = ann.parse_int(fields.get("Dialogue_ID"))
-        utterance = ann.parse_int(fields.get("Utterance_ID"))
+        dialogue, dialogue_bad = sources.bounded_int(fields.get("Dialogue_ID"), 0)
+        utterance, utterance_bad = sources.bounded_int(fields.get("Utterance_ID"), 0)
         if dialogue is not None and utterance is not None:
             id_ = f"{split}/dia{dialogue}_utt{utterance}"
         else:
             id_ = f"{split}/csv_line{line}"
-            problem = problem or "Dialogue_ID or Utterance_ID is not a number"
+            why = "; ".join(f"{name} {bad}" for name, bad in (("Dialogue_ID", dialogue_bad), ("Utterance_ID", utterance_bad)) if bad)
+            problem = problem or why or "Dialogue_ID or Utterance_ID is not a number"
+        numbers = {}
+        for column in ("Sr No.", "Season", "Episode"):
+            numbers[column], bad = sources.bounded_int(fields.get(column))
+            problem = problem or (f"{column} {bad}" if bad else "")
+        for column in ("Speaker", "Emotion", "Sentiment", "StartTime", "EndTime"):
+            if (bad := sources.control_characters(fields.get(column))) is not None:
+                problem = problem or f"{column} holds the control character {bad}"
         duplicate = id_ in seen
         if duplicate:
             id_ = f"{id_}~line{line}"  # ids stay unique; the row stays visible
@@ -122,9 +133,9 @@ def _annotated_rows(layout: SplitLayout, result: SplitIngest) -> list[_Row]:
         row = _Row(
             id_, split,
             dialogue_id=dialogue, utterance_id=utterance, csv_line=line,
-            sr_no=ann.parse_int(fields.get("Sr No.")), utterance=text, speaker=speaker,
+            sr_no=numbers["Sr No."], utterance=text, speaker=speaker,
             emotion=_clean(fields.get("Emotion")), sentiment=_clean(fields.get("Sentiment")),
-            season=ann.parse_int(fields.get("Season")), episode=ann.parse_int(fields.get("Episode")),
+            season=numbers["Season"], episode=numbers["Episode"],
             start_time=fields.get("StartTime"), end_time=fields.get("EndTime"),
         )
         if problem:
@@ -148,7 +159,7 @@ def _clean(value: str | None) -> str | None:
     return value.strip().lower() if value is not None else None
 
 
-def _attach_clips(rows: list[_Row], clips: dict[str, Path], layout: SplitLayout) -> set[str]:
+def _attach_clips(rows: list[_Row], clips: dict[str, Path], layout: SplitLayout, root: Path) -> set[str]:
     """Give each annotated row its clip (probed) or missing_media; the clip names used."""
     claimed, found = set(), []
     for row in rows:
@@ -165,24 +176,31 @@ def _attach_clips(rows: list[_Row], clips: dict[str, Path], layout: SplitLayout)
             row.flag(Status.MISSING_MEDIA, f"no clip folder {CLIP_DIRS[layout.split]}/ for {name}")
         else:
             row.flag(Status.MISSING_MEDIA, f"{name} is not in {layout.clips.name}/")
-    _probe_all(found)
+    _probe_all(found, root)
     return claimed
 
 
-def _unannotated_rows(clips: dict[str, Path], claimed: set[str], layout: SplitLayout) -> list[_Row]:
+def _unannotated_rows(clips: dict[str, Path], claimed: set[str], layout: SplitLayout, root: Path) -> list[_Row]:
     rows, found = [], []
     csv_name = CSV_NAMES[layout.split]
     for name, path in sorted(clips.items()):
         if name in claimed:
             continue
         match = _CLIP_NAME.search(name)
-        standard = match is not None and match.start() == 0
-        stem = f"dia{match[1]}_utt{match[2]}" if standard else Path(name).stem
+        dialogue, _ = sources.bounded_int(match[1], 0) if match else (None, "")
+        utterance, _ = sources.bounded_int(match[2], 0) if match else (None, "")
+        standard = match is not None and match.start() == 0 and dialogue is not None and utterance is not None
+        stem = f"dia{dialogue}_utt{utterance}" if standard else Path(name).stem
+        bad = sources.control_characters(stem)
+        if bad is not None:  # never into an id: the name is shown escaped in the reason
+            stem = f"clip_{content_hash(name)}"
         row = _Row(
             f"{layout.split}/{stem}", layout.split,
-            dialogue_id=int(match[1]) if match else None,
-            utterance_id=int(match[2]) if match else None,
+            dialogue_id=dialogue if standard else None,
+            utterance_id=utterance if standard else None,
         )
+        if bad is not None:
+            row.flag(Status.MALFORMED_ROW, f"the clip name {name!r} holds the control character {bad}")
         if layout.csv is None:
             row.flag(Status.NO_ANNOTATION, f"no {csv_name} to annotate {name}")
         elif standard:
@@ -191,18 +209,21 @@ def _unannotated_rows(clips: dict[str, Path], claimed: set[str], layout: SplitLa
             row.flag(Status.NO_ANNOTATION, f"{name} is not named dia{{D}}_utt{{U}}.mp4 and has no row in {csv_name}")
         rows.append(row)
         found.append((row, path))
-    _probe_all(found)
+    _probe_all(found, root)
     return rows
 
 
-def _probe_all(found: list[tuple[_Row, Path]]) -> None:
+def _probe_all(found: list[tuple[_Row, Path]], root: Path) -> None:
     with ThreadPoolExecutor(PROBE_WORKERS) as pool:
-        for _ in pool.map(lambda item: _probe_into(*item), found):
+        for _ in pool.map(lambda item: _probe_into(*item, root), found):
             pass
 
 
-def _probe_into(row: _Row, path: Path) -> None:
-    row.fields["clip_uri"] = str(path)
+def _probe_into(row: _Row, path: Path, root: Path) -> None:
+    row.fields["clip_uri"] = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    if isinstance(path, sources.OutsidePath):
+        row.flag(Status.OUTSIDE_CORPUS, sources.outside_reason(path))
+        return
     try:
         row.fields.update(clip_bytes=path.stat().st_size, clip_sha256=media.file_sha256(path))
         facts = media.probe(path)
@@ -266,20 +287,25 @@ def _mark_dialogue_gaps(rows: list[_Row], result: SplitIngest) -> None:
             if late:
                 row.quirk("utterance_ids_start_above_0")
     if by_dialogue:
-        absent = sorted(set(range(min(by_dialogue), max(by_dialogue) + 1)) - set(by_dialogue))
+        absent = _absent_spans(sorted(by_dialogue))
         if absent:
             result.notes.append(f"dialogue ids absent from the CSV: {_ranges(absent)}")
 
 
-def _ranges(numbers: list[int]) -> str:
-    """"1-3, 7, 9-10" for [1, 2, 3, 7, 9, 10] (sorted input)."""
-    spans: list[list[int]] = []
-    for n in numbers:
-        if spans and n == spans[-1][1] + 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+MAX_SPANS_NOTED = 50  # a note names at most this many gaps; the rest are counted
+
+
+def _absent_spans(present: list[int]) -> list[tuple[int, int]]:
+    """The gaps between sorted, distinct ids as (first, last) spans: work and memory grow with the
+    ids present, never with the size of the numbers (a Dialogue_ID of 99999999999 is one span)."""
+    return [(a + 1, b - 1) for a, b in zip(present, present[1:]) if b > a + 1]
+
+
+def _ranges(spans: list[tuple[int, int]]) -> str:
+    """"1-3, 7, 9-10" for [(1, 3), (7, 7), (9, 10)]; after MAX_SPANS_NOTED spans, a count."""
+    shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans[:MAX_SPANS_NOTED])
+    more = len(spans) - MAX_SPANS_NOTED
+    return shown + (f" and {more} more gaps" if more > 0 else "")
 
 
 def to_arrow(rows: list[dict[str, Any]]):
@@ -302,6 +328,7 @@ COMPLETE_CHECK = "no_annotated_row_lost"
                           description="Rows per status in this split; every non-ok row has a reason."),
         dg.AssetCheckSpec(COMPLETE_CHECK, asset="meld_utterances", blocking=True,
                           description="Every CSV record of the split is a row of the table."),
+        shrink.spec("meld_utterances"),
     ],
 )
 def meld_utterances(
@@ -319,11 +346,15 @@ def meld_utterances(
     for note in ingest.notes:
         context.log.info(note)
     table = store.store().parquet(MELD_UTTERANCES.name)
+    annotated_rows = pl.col("csv_line").is_not_null()
+    before = shrink.annotated_counts(shrink.previous_frame(table, split), annotated_rows)
     version = table.write(to_arrow(ingest.rows), partition=split, fingerprint=INGEST_VERSION)
     written = table.read(partition=split, version=version.version)
 
     annotated = written.filter(pl.col("csv_line").is_not_null())
     lost = ingest.csv_records - annotated.height
+    # A CSV without a single record beside clips is an emptied file, not an unannotated split.
+    empty_csv = ingest.csv_found and ingest.csv_records == 0 and written.height > 0
     unexplained = written.filter((pl.col("status") != "ok") & (pl.col("reason") == "")).height
     counts = _counts(written, "status")
     checks = [
@@ -332,9 +363,13 @@ def meld_utterances(
             metadata={"rows by status": dg.MetadataValue.json(counts), "non-ok rows without a reason": unexplained},
         ),
         dg.AssetCheckResult(
-            check_name=COMPLETE_CHECK, passed=lost == 0,
-            metadata={"csv records": ingest.csv_records, "annotated rows": annotated.height, "lost": lost},
+            check_name=COMPLETE_CHECK, passed=lost == 0 and not empty_csv,
+            metadata={"csv records": ingest.csv_records, "annotated rows": annotated.height, "lost": lost,
+                      "problems": f"{CSV_NAMES[split]} holds no record while {written.height} clips wait for one"
+                                  if empty_csv else "none"},
         ),
+        shrink.check({split: before.get(split, 0)} if before else {}, {split: annotated.height},
+                     thresholds.max_shrink_share, shrink.accepted(thresholds)),
     ]
     return table_result(
         written,

@@ -15,7 +15,8 @@ from dagster import AssetExecutionContext
 from assets.meld.utterances import meld_utterances
 from assets.partitions import meld_splits
 from assets.reporting import table_result
-from assets.resources import EncoderResource, StoreResource, ZeroShotResource
+from assets.meld.layout import clip_path
+from assets.resources import CorporaResource, EncoderResource, StoreResource, ZeroShotResource
 from assets.vision.detections import read_partition
 from storage import Status
 from storage.schemas.meld import MELD_UTTERANCES
@@ -41,7 +42,8 @@ def _row(utterance: dict[str, Any], **fields: Any) -> dict[str, Any]:
     pool="inference",
 )
 def frame_emotions(
-    context: AssetExecutionContext, store: StoreResource, frame_emotion: EncoderResource, zero_shot: ZeroShotResource
+    context: AssetExecutionContext, store: StoreResource, frame_emotion: EncoderResource, zero_shot: ZeroShotResource,
+    corpora: CorporaResource,
 ) -> dg.MaterializeResult:
     """Zero-shot emotion probabilities per scored frame of the split's clips."""
     import polars as pl
@@ -69,7 +71,7 @@ def frame_emotions(
                              reason=f"not scored: {utterance['reason'] or utterance['status']}"))
             continue
         try:
-            frames = every_nth_frame(utterance["clip_uri"], zero_shot.every_nth_frame)
+            frames = every_nth_frame(clip_path(corpora.root("meld"), utterance["clip_uri"]), zero_shot.every_nth_frame)
         except Exception as exc:  # an undecodable clip is a row, not a failed run
             rows.append(_row(utterance, status=str(Status.CORRUPT_MEDIA), reason=f"frame decoding failed: {exc}"))
             continue

@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from storage import uri as uris
 from storage.status import STATUS_VALUES
 
 
@@ -41,6 +42,10 @@ class TableSchema:
     # Lance tables: columns with a BITMAP scalar index, for exact prefiltered search; every
     # write keeps them covering all rows (`LanceTable.ensure_indexes`).
     indexes: tuple[str, ...] = ()
+    # Columns holding locations of derived media inside the store: written relative to the store
+    # root and read back joined with the root the table is opened under, so a store that is
+    # copied or moved reads its own media (and its rows, hence its data versions, stay equal).
+    store_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format not in ("parquet", "lance"):
@@ -53,6 +58,8 @@ class TableSchema:
             raise SchemaError(f"{self.name}: partition column {self.partition_by!r} not in schema")
         if unknown := [c for c in self.indexes if c not in names]:
             raise SchemaError(f"{self.name}: indexed columns {unknown} are not in the schema")
+        if unknown := [c for c in self.store_paths if c not in names]:
+            raise SchemaError(f"{self.name}: store-path columns {unknown} are not in the schema")
         if self.indexes and self.format != "lance":
             raise SchemaError(f"{self.name}: scalar indexes are declared on Lance tables only")
 
@@ -160,3 +167,24 @@ STATUS_FIELDS = [
     pa.field("status", pa.string(), nullable=False),
     pa.field("reason", pa.string(), nullable=False),
 ]
+
+
+def store_relative(table: pa.Table, schema: TableSchema, root: str) -> pa.Table:
+    """`table` with its `store_paths` columns made relative to the store `root`."""
+    return _map_paths(table, schema, lambda value: uris.relative_to(value, root))
+
+
+def store_resolved(table: pa.Table, schema: TableSchema, root: str) -> pa.Table:
+    """`table` with its relative `store_paths` locations joined with the store `root`
+    (absolute ones, written by earlier versions, are left as they are)."""
+    return _map_paths(table, schema, lambda value: uris.resolve(value, root))
+
+
+def _map_paths(table: pa.Table, schema: TableSchema, change) -> pa.Table:
+    for name in schema.store_paths:
+        if name not in table.column_names:
+            continue
+        at = table.column_names.index(name)
+        values = [None if v is None else change(v) for v in table.column(name).to_pylist()]
+        table = table.set_column(at, table.schema.field(at), pa.array(values, table.schema.field(at).type))
+    return table

@@ -45,10 +45,22 @@ ITEMS_SCHEMA = pa.schema(ITEM_FIELDS)
 
 
 def items_frame(rows: list[dict]):
-    """Adapter rows (dicts with the item fields) as a polars frame of exactly ITEMS_SCHEMA."""
+    """Adapter rows (dicts with the item fields) as a polars frame of exactly ITEMS_SCHEMA.
+    An id holding a control character (from a file name or a line) is refused: the row keeps an
+    escaped id and becomes `malformed_row`, saying which character it was."""
     import polars as pl
 
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=ITEMS_SCHEMA))
+    return pl.from_arrow(pa.Table.from_pylist([_refuse_control_characters(r) for r in rows], schema=ITEMS_SCHEMA))
+
+
+def _refuse_control_characters(row: dict) -> dict:
+    from storage.sources import control_characters
+
+    bad = control_characters(row.get("id"))
+    if bad is None:
+        return row
+    return {**row, "id": row["id"].encode("unicode_escape").decode("ascii"), "label": None,
+            "status": "malformed_row", "reason": f"the item's name holds the control character {bad}"}
 
 
 def items_table(corpus: str) -> TableSchema:

@@ -18,7 +18,7 @@ _ID = [
 
 MELD_UTTERANCES = register(TableSchema(
     name="meld_utterances",
-    version=1,
+    version=2,  # 2: clip_uri relative to the MELD corpus root (version 1 held it absolute)
     partition_by="split",
     description="One row per MELD CSV utterance plus one per clip without a CSV row.",
     schema=pa.schema([
@@ -44,7 +44,7 @@ MELD_UTTERANCES = register(TableSchema(
         pa.field("end_s", pa.float64()),
         pa.field("duration_s", pa.float64()),
         # the clip and what probing its container found
-        pa.field("clip_uri", pa.string()),
+        pa.field("clip_uri", pa.string()),  # relative to the [corpora.meld] root (`corpus_path`)
         pa.field("clip_bytes", pa.int64()),
         pa.field("clip_sha256", pa.string()),
         pa.field("media_duration_s", pa.float64()),
@@ -66,7 +66,8 @@ MELD_UTTERANCES = register(TableSchema(
 
 CLIP_AUDIO = register(TableSchema(
     name="clip_audio",
-    version=1,
+    version=2,  # 2: audio_uri relative to the store root (version 1 held it absolute)
+    store_paths=("audio_uri",),
     partition_by="split",
     description="16 kHz mono speech audio per clip, from the channel (or mix) that carries the speech.",
     schema=pa.schema([
@@ -94,7 +95,8 @@ CLIP_AUDIO = register(TableSchema(
 
 CLIP_FRAMES = register(TableSchema(
     name="clip_frames",
-    version=1,
+    version=2,  # 2: frame_uri relative to the store root (version 1 held it absolute)
+    store_paths=("frame_uri",),
     key=("id", "second"),
     partition_by="split",
     description="Frames at 1 fps (the first frame of each second), one row per (clip, frame).",

@@ -19,7 +19,8 @@ _CLIP = [
 
 FACE_DETECTIONS = register(TableSchema(
     name="face_detections",
-    version=1,
+    version=2,  # 2: crop_uri relative to the store root (version 1 held it absolute)
+    store_paths=("crop_uri",),
     key=("crop_id",),
     partition_by="split",
     description="Every face detected in the 1 fps frames (accepted or rejected by size and "
@@ -87,7 +88,8 @@ SPEAKER_GALLERY = register(TableSchema(
 
 SPEAKER_GALLERY_FACES = register(TableSchema(
     name="speaker_gallery_faces",
-    version=1,
+    version=2,  # 2: crop_uri relative to the store root (version 1 held it absolute)
+    store_paths=("crop_uri",),
     key=("crop_id",),
     description="Every crop considered for a speaker's gallery and its verdict "
                 "(member, outlier, excluded).",
