@@ -546,13 +546,17 @@ def demo(
 def demo_corpus(
     directory: Annotated[Path, typer.Argument(help="Folder to write into: one subfolder per corpus (meld/, ...).")],
     seed: Annotated[Optional[int], typer.Option(help="Seed (default from [demo]); the same seed writes the same files.")] = None,
+    clips: Annotated[Optional[int], typer.Option(help="Write only a MELD.Raw of this many clips: the demo's quirks once, the rest ordinary dialogues.")] = None,
 ) -> None:
     """Write the demo corpora (a small MELD.Raw with MELD's quirks planted, and the others) into DIRECTORY."""
     from pipelines.demo import build_corpora
+    from pipelines.demo.meld import scripted_clip_count
 
     if seed is None:
         seed = _settings().demo.seed
-    written = build_corpora(directory.resolve(), seed, log=lambda m: typer.echo(m, err=True))
+    if clips is not None and clips < scripted_clip_count():
+        _fail(f"--clips {clips}: a demo MELD.Raw has at least {scripted_clip_count()} clips (the scripted ones)")
+    written = build_corpora(directory.resolve(), seed, log=lambda m: typer.echo(m, err=True), clips=clips)
     for name, path in written.items():
         typer.echo(f"{name}: {path}")
     if "meld" in written:

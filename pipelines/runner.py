@@ -28,6 +28,7 @@ import dagster as dg
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES, RunsFilter
 
+from pipelines.planner import PlannedRun, Target, plan, upstream
 from pipelines.settings import CONFIG_ENV, Settings
 from storage import uris
 
@@ -321,18 +322,6 @@ def _kill_children() -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Target:
-    """One unit of work: an asset, and a partition of it where it is partitioned."""
-
-    key: dg.AssetKey
-    partition: str | None
-
-    def __str__(self) -> str:
-        name = self.key.to_user_string()
-        return f"{name} [{self.partition}]" if self.partition else name
-
-
-@dataclasses.dataclass(frozen=True)
 class AssetState:
     target: Target
     state: str  # fresh | stale | missing
@@ -388,8 +377,61 @@ def states(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[dg
         asset_graph=graph,
     )
     resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
+    # every asset's record in one query (otherwise one query each, as the resolver reaches it)
+    view.get_inner_queryer_for_back_compat().prefetch_asset_records(graph.materializable_asset_keys)
+    with materializations_read_once(instance):
+        return _resolve(defs, resolver, keys)
+
+
+@contextlib.contextmanager
+def materializations_read_once(instance: dg.DagsterInstance) -> Iterator[None]:
+    """For the block, answer the instance's materialization queries from one read per asset.
+
+    Staleness asks the event log for the latest materialization of an asset partition before or
+    after a storage id, a few times per asset partition; on SQLite each query opens a connection
+    and costs tens of milliseconds, so `status` over ~150 asset partitions took most of a minute.
+    Here each asset's materializations are read once (newest first) and those queries filtered in
+    memory with the same meaning; any other query goes to the event log as before."""
+    from dagster._core.event_api import AssetRecordsFilter, EventLogCursor, EventRecordsResult
+
+    original = instance.fetch_materializations
+    by_key: dict[dg.AssetKey, list] = {}
+
+    def fetch(records_filter, limit, cursor=None, ascending=False):
+        flt = AssetRecordsFilter(asset_key=records_filter) if isinstance(records_filter, dg.AssetKey) else records_filter
+        if (cursor is not None or ascending or flt.asset_key is None or flt.storage_ids is not None
+                or flt.after_timestamp is not None or flt.before_timestamp is not None):
+            return original(records_filter, limit, cursor=cursor, ascending=ascending)
+        if flt.asset_key not in by_key:
+            every, more = [], None
+            while True:
+                page = original(AssetRecordsFilter(asset_key=flt.asset_key), 10_000, cursor=more)
+                every.extend(page.records)
+                if not page.has_more:
+                    break
+                more = page.cursor
+            by_key[flt.asset_key] = every
+        partitions = set(flt.asset_partitions) if flt.asset_partitions is not None else None
+        found = [r for r in by_key[flt.asset_key]
+                 if (partitions is None or r.partition_key in partitions)
+                 and (flt.before_storage_id is None or r.storage_id < flt.before_storage_id)
+                 and (flt.after_storage_id is None or r.storage_id > flt.after_storage_id)]
+        records = found[:limit]
+        last = EventLogCursor.from_storage_id(records[-1].storage_id).to_string() if records else (cursor or "")
+        return EventRecordsResult(records=records, cursor=last, has_more=len(found) > limit)
+
+    instance.fetch_materializations = fetch  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del instance.fetch_materializations  # the class's method again
+
+
+def _resolve(defs: dg.Definitions, resolver, keys) -> list[AssetState]:
+    from dagster._core.definitions.data_version import StaleStatus
+
     out = []
-    for target in targets(defs, keys if keys is not None else select(defs, None)):
+    for target in targets(defs, keys):
         status = resolver.get_status(target.key, target.partition)
         if status == StaleStatus.MISSING:
             out.append(AssetState(target, "missing", "never materialized"))
@@ -423,48 +465,134 @@ def run(
     work: list[Target],
     progress: ProgressFn | None = None,
     debug: bool = False,
+    one_run_per_target: bool = False,
 ) -> list[tuple[Target, bool, float]]:
-    """Materialize each target in order, in-process, one Dagster run each; a failure is reported
-    (with its cause) and its downstream in `work` is skipped, the rest still runs.
+    """Materialize the targets in dependency order, in-process, in the runs `planner.plan` groups
+    them into; a failure is reported (with its cause) and its downstream in `work` is skipped, the
+    rest still runs. Returns (target, materialized, step seconds) per target, in `work`'s order.
 
-    Each run executes in a worker thread while the main thread waits: Dagster then leaves the
-    process's signal handlers alone, so `stop_on_signals` can stop a step mid-way."""
+    Each run executes in a worker thread while the main thread waits (and reports each step as
+    the event log records it): Dagster then leaves the process's signal handlers alone, so
+    `stop_on_signals` can stop a step mid-way."""
     graph = _graph(defs)
     assets_defs = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     resources = defs.resources or {}
-    failed: set[dg.AssetKey] = set()
-    results = []
-    for i, target in enumerate(work, 1):
-        if graph.get(target.key).parent_keys & failed:  # failures propagate in dependency order
-            if progress:
-                progress(i, len(work), target, "skipped (upstream failed)", 0.0)
-            failed.add(target.key)
-            results.append((target, False, 0.0))
+    failed: set[Target] = set()
+    outcome: dict[Target, tuple[bool, float]] = {}
+    number = {t: i for i, t in enumerate(work, 1)}
+    wanted = set(work)
+    for planned in plan(graph, work, one_run_per_target):
+        todo = []
+        for target in planned.targets:  # a failure in an earlier run: its downstream is skipped
+            if upstream(graph, target, wanted) & failed:
+                if progress:
+                    progress(number[target], len(work), target, "skipped (upstream failed)", 0.0)
+                failed.add(target)
+                outcome[target] = (False, 0.0)
+            else:
+                todo.append(target)
+        if not todo:
             continue
-        if progress:
-            progress(i, len(work), target, "running", 0.0)
-        start = time.perf_counter()
+        planned = PlannedRun(planned.partition, planned.partitions_def, todo)
+        steps = _StepProgress(instance, graph, planned, number, len(work), progress)
+        tags = {**run_tags(), RUN_PLAN_TAG: steps.token}
         result = _in_worker_thread(
             dg.materialize,
             assets_defs,
-            selection=[target.key],
-            partition_key=target.partition,
+            selection=planned.keys,
+            partition_key=planned.partition,
             instance=instance,
             resources=resources,
             raise_on_error=False,
-            tags=run_tags(),
+            tags=tags,
             run_config=DEBUG_CONSOLE if debug else QUIET_CONSOLE,
+            on_wait=steps.poll,
         )
-        took = time.perf_counter() - start
-        if not result.success:
-            failed.add(target.key)
-        if progress:
-            progress(i, len(work), target, "done" if result.success else f"FAILED: {_located(failure_cause(result), resources)}", took)
-        results.append((target, result.success, took))
-    return results
+        steps.poll(final=True)
+        done = {e.asset_key for e in result.get_asset_materialization_events()}
+        for target in todo:
+            ok = target.key in done and target not in steps.failed_targets
+            took = steps.took.get(target, 0.0)
+            if not ok:
+                failed.add(target)
+            if progress and target not in steps.reported:
+                if ok:
+                    what = "done"
+                elif target in steps.failed_targets or not result.get_step_failure_events():
+                    what = f"FAILED: {_located(failure_cause(result, steps.step_of(target)), resources)}"
+                else:
+                    what = "skipped (upstream failed)"
+                progress(number[target], len(work), target, what, took)
+            outcome[target] = (ok, took)
+    return [(t, *outcome[t]) for t in work]
 
 
-def _in_worker_thread(fn, *args, **kwargs):
+RUN_PLAN_TAG = "emostore/plan"  # a token per planned run: the waiting thread finds its run by it
+
+
+class _StepProgress:
+    """Reports each target of a planned run as its step starts and ends, read from the event log
+    while the run executes (a multi-asset step reports all its targets)."""
+
+    def __init__(self, instance, graph, planned: PlannedRun, number: dict[Target, int], total: int,
+                 progress: ProgressFn | None):
+        import uuid
+
+        self.instance, self.progress, self.number, self.total = instance, progress, number, total
+        self.token = uuid.uuid4().hex
+        self.by_step: dict[str, list[Target]] = {}
+        for target in planned.targets:
+            self.by_step.setdefault(graph.get(target.key).assets_def.node_def.name, []).append(target)
+        self.run_id: str | None = None
+        self.cursor: str | None = None
+        self.started: dict[Target, float] = {}
+        self.took: dict[Target, float] = {}
+        self.failed_targets: set[Target] = set()
+        self.reported: set[Target] = set()
+        self.last_poll = 0.0
+        if len(planned.targets) == 1 and progress:  # one target: say so at once, as it starts
+            target = planned.targets[0]
+            progress(number[target], total, target, "running", 0.0)
+            self.started[target] = time.time()
+
+    def _targets(self, step_key: str | None) -> list[Target]:
+        return self.by_step.get((step_key or "").split(".")[0], [])
+
+    def step_of(self, target: Target) -> str | None:
+        return next((step for step, targets in self.by_step.items() if target in targets), None)
+
+    def poll(self, final: bool = False) -> None:
+        """Read the run's new step events; while it runs at most every half second, and only
+        where someone is told."""
+        if not final and (self.progress is None or time.monotonic() - self.last_poll < 0.5):
+            return
+        self.last_poll = time.monotonic()
+        if self.run_id is None:
+            found = self.instance.get_run_records(filters=RunsFilter(tags={RUN_PLAN_TAG: self.token}), limit=1)
+            if not found:
+                return
+            self.run_id = found[0].dagster_run.run_id
+        kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+        records = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, of_type=kinds)
+        self.cursor = records.cursor if records.records else self.cursor
+        for record in records.records:
+            event = record.event_log_entry.dagster_event
+            for target in self._targets(event.step_key):
+                if event.event_type == dg.DagsterEventType.STEP_START:
+                    if target not in self.started and self.progress:
+                        self.progress(self.number[target], self.total, target, "running", 0.0)
+                    self.started[target] = record.event_log_entry.timestamp
+                    continue
+                self.took[target] = record.event_log_entry.timestamp - self.started.get(target, record.event_log_entry.timestamp)
+                if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+                    self.failed_targets.add(target)
+                    continue  # reported with its cause once the run has ended
+                if self.progress:
+                    self.progress(self.number[target], self.total, target, "done", self.took[target])
+                    self.reported.add(target)
+
+
+def _in_worker_thread(fn, *args, on_wait: Callable[[], None] | None = None, **kwargs):
     outcome: dict[str, object] = {}
 
     def work():
@@ -477,6 +605,8 @@ def _in_worker_thread(fn, *args, **kwargs):
     thread.start()
     while thread.is_alive():
         thread.join(0.2)  # short waits: the main thread handles signals between them
+        if on_wait is not None and thread.is_alive():
+            on_wait()
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]
@@ -493,9 +623,11 @@ def _located(cause: str, resources) -> str:
     return cause
 
 
-def failure_cause(result: dg.ExecuteInProcessResult) -> str:
-    """The innermost error of a failed run's first failed step, in one line."""
+def failure_cause(result: dg.ExecuteInProcessResult, step_key: str | None = None) -> str:
+    """The innermost error of a failed run's first failed step (or of `step_key`), in one line."""
     for event in result.get_step_failure_events():
+        if step_key is not None and (event.step_key or "").split(".")[0] != step_key:
+            continue
         error = event.step_failure_data.error if event.step_failure_data else None
         while error is not None and error.cause is not None:
             error = error.cause

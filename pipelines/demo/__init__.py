@@ -18,21 +18,22 @@ WRITERS: tuple[str, ...] = ("meld", "text_corpora", "unimodal")
 COMPLETE = ".complete"
 
 
-def build_corpora(root: Path, seed: int, log=print) -> dict[str, Path]:
-    """Write every demo corpus under `root` (skipping those already complete for this seed)."""
+def build_corpora(root: Path, seed: int, log=print, clips: int | None = None) -> dict[str, Path]:
+    """Write every demo corpus under `root` (skipping those already complete for this seed).
+    With `clips`, only the MELD.Raw, of that many clip files (`meld.write`)."""
     root.mkdir(parents=True, exist_ok=True)
     written = {}
-    for module_name in WRITERS:
+    for module_name in WRITERS if clips is None else ("meld",):
         module = importlib.import_module(f"pipelines.demo.{module_name}")
         targets = {name: root / name for name in module.CORPORA}
-        stamp = f"seed={seed}\n"
+        stamp = f"seed={seed}\n" + (f"clips={clips}\n" if clips is not None else "")
         if all((p / COMPLETE).is_file() and (p / COMPLETE).read_text() == stamp for p in targets.values()):
             written.update(targets)
             continue
         start = time.perf_counter()
         staging = root / f".staging-{module_name}"
         shutil.rmtree(staging, ignore_errors=True)
-        module.write(staging, seed)
+        module.write(staging, seed, **({"clips": clips} if clips is not None else {}))
         for name, target in targets.items():
             shutil.rmtree(target, ignore_errors=True)
             (staging / name).rename(target)

@@ -10,6 +10,10 @@ drifts and scales over a set; some clips show a second cast member listening.
 every face is at t = 0, 1, 2, ... s, and lists each planted quirk with the status the pipeline
 should give it (the ingest, or for the audio-side quirks clip_audio and transcript_alignment).
 The same seed writes the same files.
+
+`write(root, seed, clips=N)` writes a benchmark corpus of N clip files: the scripted demo (every
+quirk planted once) followed by ordinary dialogues (no quirk: one speaker voiced on one channel,
+an annotated row, sometimes a listener) in MELD's split proportions, drawn from the seed.
 """
 
 from __future__ import annotations
@@ -276,8 +280,59 @@ TWO_DIGIT_MS = 0.28  # MELD's `00:06:47,28` (train dia437_utt2): the EndTime's f
 
 
 # -- the writer ----------------------------------------------------------------------------------
-def write(root: Path, seed: int, workers: int | None = None) -> Path:
-    """Write the demo MELD.Raw to `root/meld`; return that folder."""
+# -- ordinary dialogues, for corpora of any size -------------------------------------------------
+ORDINARY_TEXTS = (
+    "I can't believe you did that.", "Where are you going?", "We should talk about this later.",
+    "That's the best thing I've heard all day.", "Could you pass me the salt?",
+    "I don't know what you're talking about.", "Let's get out of here.", "You look great tonight.",
+    "Who told you that?", "I was just about to call you.", "This is not what I ordered.",
+    "Why is everybody staring at me?", "We're going to be late again.", "I think I left the stove on.",
+    "You have to see this.", "It's only a movie.", "Please don't tell anyone.", "How long have you known?",
+    "I'm so proud of you.", "That was the worst date ever.", "Give me five more minutes.",
+    "I need a new apartment.", "Nobody ever listens to me.", "What time does the game start?",
+    "I love this song.", "He said he would be here by noon.", "Are you kidding me?",
+    "I'll get the next round.", "She never called me back.", "The couch is still wet.",
+)
+ORDINARY_EMOTIONS = ("neutral", "joy", "surprise", "anger", "sadness", "fear", "disgust")
+ORDINARY_EMOTION_SHARES = (0.47, 0.17, 0.12, 0.11, 0.07, 0.03, 0.03)  # about MELD train's mix
+SPLIT_SHARES = {"train": 0.8, "dev": 0.09, "test": 0.11}  # MELD: 9989, 1109, 2610 utterances
+ORDINARY_FIRST_DIALOGUE = 1000  # above every scripted id
+
+
+def scripted_clip_count() -> int:
+    """Clip files the scripted demo writes (the smallest `clips` a corpus can have)."""
+    return len(plan_clips(Path("."), 0))
+
+
+def script_for(clips: int | None, seed: int) -> tuple[Dialogue, ...]:
+    """The scripted demo, plus ordinary dialogues up to `clips` clip files (None: the demo alone)."""
+    if clips is None:
+        return SCRIPT
+    extra = clips - scripted_clip_count()
+    if extra < 0:
+        raise ValueError(f"a demo corpus has at least {scripted_clip_count()} clips (the scripted ones); asked for {clips}")
+    rng = np.random.default_rng([seed, 0x4F524449])
+    texts = ORDINARY_TEXTS + tuple(line.text for d in SCRIPT for line in d.lines
+                                   if not line.quirk and line.annotated and "[" not in line.text)
+    cast = list(CAST)
+    dialogues, next_id = [], {split: ORDINARY_FIRST_DIALOGUE for split in SPLIT_SHARES}
+    while extra > 0:
+        split = str(rng.choice(list(SPLIT_SHARES), p=list(SPLIT_SHARES.values())))
+        pair = rng.choice(len(cast), 2, replace=False)
+        lines = tuple(
+            Line(utt, cast[int(pair[utt % 2])],
+                 str(rng.choice(ORDINARY_EMOTIONS, p=ORDINARY_EMOTION_SHARES)), str(rng.choice(texts)))
+            for utt in range(min(int(rng.integers(3, 9)), extra))
+        )
+        dialogues.append(Dialogue(split, next_id[split], int(rng.integers(1, 11)), int(rng.integers(1, 25)), lines))
+        next_id[split] += 1
+        extra -= len(lines)
+    return SCRIPT + tuple(dialogues)
+
+
+def write(root: Path, seed: int, workers: int | None = None, clips: int | None = None) -> Path:
+    """Write the demo MELD.Raw to `root/meld` (with `clips`, a corpus of that many clip files:
+    the scripted demo and ordinary dialogues); return that folder."""
     target = Path(root) / "meld"
     if target.exists() and any(target.iterdir()):
         if not (target / "ground_truth.json").is_file():
@@ -285,7 +340,8 @@ def write(root: Path, seed: int, workers: int | None = None) -> Path:
         shutil.rmtree(target)  # an earlier demo corpus: replaced whole, no stale clips left
     for folder in CLIP_FOLDERS.values():
         (target / folder).mkdir(parents=True, exist_ok=True)
-    jobs = plan_clips(target, seed)
+    script = script_for(clips, seed)
+    jobs = plan_clips(target, seed, script)
     workers = workers or min(len(jobs), os.cpu_count() or 1, 4)
     if workers > 1:
         import multiprocessing
@@ -295,12 +351,12 @@ def write(root: Path, seed: int, workers: int | None = None) -> Path:
             rendered = list(pool.map(render_clip, jobs.values()))
     else:
         rendered = [render_clip(job) for job in jobs.values()]
-    clips = dict(zip(jobs, rendered))
+    rendered_by_id = dict(zip(jobs, rendered))
     for job in jobs.values():
         if job.line.media == "corrupt":
             truncate(Path(job.path))
-    write_csvs(target, clips, seed)
-    write_ground_truth(target, seed, jobs, clips)
+    write_csvs(target, rendered_by_id, seed, script)
+    write_ground_truth(target, seed, jobs, rendered_by_id, script)
     return target
 
 
@@ -323,11 +379,11 @@ def clip_id(split: str, dialogue: int, utt: int) -> str:
     return f"{split}/dia{dialogue}_utt{utt}"
 
 
-def plan_clips(target: Path, seed: int) -> dict[str, ClipJob]:
+def plan_clips(target: Path, seed: int, script: tuple[Dialogue, ...] = SCRIPT) -> dict[str, ClipJob]:
     """One job per clip file to write, keyed by clip id, in script order."""
     rng = np.random.default_rng([seed, 0x4D454C44])
     jobs = {}
-    for dialogue in SCRIPT:
+    for dialogue in script:
         size, fps = SMALL if dialogue.small else HD
         scene = int(rng.integers(1 << 30))
         for line in dialogue.lines:
@@ -652,12 +708,12 @@ def timestamp(seconds: float, stamp: str = "", end: bool = False) -> str:
     return f"{hour}:{minutes:02d}:{secs:02d},{fraction}"
 
 
-def write_csvs(target: Path, clips: dict[str, dict], seed: int) -> None:
+def write_csvs(target: Path, clips: dict[str, dict], seed: int, script: tuple[Dialogue, ...] = SCRIPT) -> None:
     """The three `*_sent_emo.csv` files: official columns, MELD's quoting, episode timestamps."""
     rng = np.random.default_rng([seed, 0x435356])
     rows: dict[str, list[list]] = {split: [] for split in CSV_NAMES}
     serial = {split: 0 for split in CSV_NAMES}
-    for dialogue in SCRIPT:
+    for dialogue in script:
         clock = float(rng.uniform(60, 40 * 60))  # where the scene starts in its episode
         for line in dialogue.lines:
             key = clip_id(dialogue.split, dialogue.id, line.utt)
@@ -685,7 +741,8 @@ def write_csvs(target: Path, clips: dict[str, dict], seed: int) -> None:
             writer.writerows(rows[split])
 
 
-def write_ground_truth(target: Path, seed: int, jobs: dict[str, ClipJob], clips: dict[str, dict]) -> None:
+def write_ground_truth(target: Path, seed: int, jobs: dict[str, ClipJob], clips: dict[str, dict],
+                       script: tuple[Dialogue, ...] = SCRIPT) -> None:
     """`ground_truth.json`: the cast, every clip's speaker, text, channel and faces, the quirks."""
     truth_clips = {}
     for key, job in jobs.items():
@@ -710,7 +767,7 @@ def write_ground_truth(target: Path, seed: int, jobs: dict[str, ClipJob], clips:
             "two_faces": bool(job.listener),
         }
     quirks = {}
-    for dialogue in SCRIPT:
+    for dialogue in script:
         if dialogue.quirk:
             quirks[f"{dialogue.split}/dia{dialogue.id}"] = dialogue.quirk
         for line in dialogue.lines:
