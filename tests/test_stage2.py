@@ -265,3 +265,15 @@ def test_stage2_scores_per_corpus_with_a_majority_baseline(hierarchy):
     assert ("pooled", "goemotions", "concat_mlp") in pairs  # cross-corpus: the pooled others
     assert ("saravia", "isear", "concat_mlp") in pairs
     assert (scored["value"].is_between(0, 1)).all()
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    shown = CliRunner().invoke(app, ["--config", str(h["config"]), "report", "--corpora", "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    import json
+
+    table = json.loads(shown.output)
+    assert table["columns"][:4] == ["modality", "train on", "test on", "split"]
+    assert "concat_mlp weighted_f1" in table["columns"] and "majority weighted_f1" in table["columns"]
+    assert ["text", "text_training_set", "meld", "dev"] in [r[:4] for r in table["rows"]]

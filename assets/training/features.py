@@ -74,8 +74,6 @@ def feature_source(feature_set: str, modality: str, resources: Mapping[str, Any]
     found = FEATURE_SETS[feature_set][modality]
     spec = found.spec(resources[found.resources[0]])
     if found.stage2_of:
-        from assets.training.stage2 import current_head, head_spec
-
         head = current_head(store, found.stage2_of)
         if head is None:
             raise ValueError(f"{modality}: no {found.stage2_of} head is stored in {store.root}; "
@@ -84,3 +82,25 @@ def feature_source(feature_set: str, modality: str, resources: Mapping[str, Any]
         spec = head_spec(head, base.table, spec.fingerprint())
     return FeatureSource(modality=modality, table=found.table, fingerprint=spec.fingerprint(),
                          encoder=spec.encoder(), label=spec.label)
+
+
+# -- stage-2 features: the head each modality's rows name -----------------------------------------
+STAGE2_VERSION = "1"  # bump when what the stage-2 assets write changes
+
+
+def current_head(store, modality: str) -> dict[str, Any] | None:
+    """The latest `stage2_heads` row of `modality`, or None."""
+    table = store.parquet("stage2_heads")
+    if table.latest(modality) is None:
+        return None
+    rows = table.read(modality).to_dicts()
+    return rows[0] if rows else None
+
+
+def head_spec(head: dict[str, Any], source: str, input_fingerprint: str):
+    """The head as the sync's encoder: its fingerprint names the head and its input rows."""
+    from models.spec import ModelSpec
+
+    return ModelSpec(role=f"stage2_{head['modality']}", backend="stage2-head", model=head["model"],
+                     checksum=head["head"], params={"input": source, "input_fingerprint": input_fingerprint},
+                     transform_version=STAGE2_VERSION)

@@ -31,14 +31,13 @@ import dagster as dg
 import numpy as np
 
 from assets.resources import Stage2Resource
-from assets.training.features import FEATURE_SETS
+from assets.training.features import FEATURE_SETS, STAGE2_VERSION, current_head, head_spec
 from storage.labels import EMOTIONS
 from storage.schemas.corpora import HELD_OUT_SPLIT, TEXT_CORPORA
 from storage.schemas.stage2 import STAGE2_FEATURES, STAGE2_HEADS, STAGE2_MODALITIES
 from storage.schemas.training import CORPUS_RESULTS
 from storage.schemas.unimodal import AUDIO_CORPORA, FACE_CORPORA
 
-STAGE2_VERSION = "1"  # bump when what the stage-2 assets write changes
 DEV_SHARE = 0.15  # of the train items, where a protocol leaves no dev
 TRAINING_SET = "text_training_set"
 POOLED = "pooled"
@@ -345,15 +344,6 @@ def head_asset(modality: str) -> dg.AssetsDefinition:
     return head
 
 
-def current_head(store, modality: str) -> dict[str, Any] | None:
-    """The latest `stage2_heads` row of `modality`, or None."""
-    table = store.parquet(STAGE2_HEADS.name)
-    if table.latest(modality) is None:
-        return None
-    rows = table.read(modality).to_dicts()
-    return rows[0] if rows else None
-
-
 def train_feature_head(context, modality: str) -> dg.MaterializeResult:
     from models.heads import feature_size, head_fingerprint, train_head
     from models.train import checkpoint_meta, save_checkpoint
@@ -403,15 +393,6 @@ def _head_metadata(row: dict[str, Any], reused: bool) -> dict[str, Any]:
             "dev weighted F1": round(100 * row["dev_weighted_f1"], 2), "dev accuracy": round(100 * row["dev_accuracy"], 2),
             "items per role and corpus": dg.MetadataValue.json(json.loads(row["counts"])),
             "feature size": row["dim"], "checkpoint": row["checkpoint"]}
-
-
-def head_spec(head: dict[str, Any], source: str, input_fingerprint: str):
-    """The head as the sync's encoder: its fingerprint names the head and its input rows."""
-    from models.spec import ModelSpec
-
-    return ModelSpec(role=f"stage2_{head['modality']}", backend="stage2-head", model=head["model"],
-                     checksum=head["head"], params={"input": source, "input_fingerprint": input_fingerprint},
-                     transform_version=STAGE2_VERSION)
 
 
 def stage2_fingerprint(store, modality: str, resources) -> str:
