@@ -364,7 +364,13 @@ def targets(defs: dg.Definitions, keys: Iterable[dg.AssetKey], partitions: list[
 
 
 def states(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey] | None = None) -> list[AssetState]:
-    """Fresh, stale (with Dagster's root causes) or missing, for every asset partition."""
+    """Fresh, stale (with Dagster's root causes) or missing, for every asset partition; the
+    corpus sources are observed first (`assets/sources.py`: file stats, hashes only of changed
+    files), so a changed file shows as its downstream's cause."""
+    from assets.sources import observe_sources
+
+    chosen = list(keys) if keys is not None else select(defs, None)
+    observe_sources(defs, instance, chosen)
     from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
     from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
     from dagster._time import get_current_datetime
@@ -380,7 +386,7 @@ def states(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[dg
     # every asset's record in one query (otherwise one query each, as the resolver reaches it)
     view.get_inner_queryer_for_back_compat().prefetch_asset_records(graph.materializable_asset_keys)
     with materializations_read_once(instance):
-        return _resolve(defs, resolver, keys)
+        return _resolve(defs, resolver, chosen)
 
 
 @contextlib.contextmanager
@@ -437,17 +443,23 @@ def _resolve(defs: dg.Definitions, resolver, keys) -> list[AssetState]:
             out.append(AssetState(target, "missing", "never materialized"))
         elif status == StaleStatus.STALE:
             causes = resolver.get_stale_root_causes(target.key, target.partition)
-            reason = "; ".join(sorted({_cause(c) for c in causes})) or "stale"
+            reason = "; ".join(sorted({_cause(c, defs) for c in causes})) or "stale"
             out.append(AssetState(target, "stale", reason))
         else:
             out.append(AssetState(target, "fresh", ""))
     return out
 
 
-def _cause(cause) -> str:
+def _cause(cause, defs: dg.Definitions | None = None) -> str:
     where = cause.key.asset_key.to_user_string()
     if cause.key.partition_key:
         where += f" [{cause.key.partition_key}]"
+    store = (defs.resources or {}).get("store") if defs is not None else None
+    if store is not None and where.split(" ")[0].endswith("_files"):  # a corpus source: which files
+        from assets.sources import change_reason
+
+        if changed := change_reason(store.root, cause.key.asset_key.to_user_string(), cause.key.partition_key):
+            return f"{where}: {changed}"
     return f"{where}: {cause.reason}"
 
 
