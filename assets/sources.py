@@ -39,11 +39,15 @@ def _observe(store_root: str, name: str, files, base):
 
 
 def _remember(store_root: str, name: str, observation) -> None:
-    """The last observation's change, for `emostore status` to say why a source is stale."""
-    if not observation.reason():
-        return
-    path = cache_dir(store_root) / f"{name}.reason.json"
-    path.write_text(json.dumps({"version": observation.version, "reason": observation.reason()}))
+    """The last observation (what it hashed) and the last change it saw, for `emostore status`
+    to say why a source is stale."""
+    folder = cache_dir(store_root)
+    (folder / f"{name}.last.json").write_text(json.dumps(
+        {"version": observation.version, "files": observation.files, "hashed": observation.hashed,
+         "bytes_read": observation.bytes_read}))
+    if observation.reason():
+        (folder / f"{name}.reason.json").write_text(
+            json.dumps({"version": observation.version, "reason": observation.reason()}))
 
 
 def change_reason(store_root: str, key: str, partition: str | None) -> str:

@@ -32,6 +32,16 @@ NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Fail at once if anot
 AcceptShrinkOpt = Annotated[bool, typer.Option("--accept-shrink", help="Let a split of an items table lose more than [thresholds] max_shrink_share of its annotated rows (the blocking check annotated_rows_kept then passes).")]
 
 
+RehashOpt = Annotated[bool, typer.Option("--rehash", help="Hash every corpus file again when observing the sources (default: only files whose size, modification time or inode changed).")]
+
+
+def _rehash(rehash: bool) -> None:
+    if rehash:
+        from assets.sources import REHASH_ENV
+
+        os.environ[REHASH_ENV] = "1"
+
+
 def _accept_shrink(accept: bool) -> None:
     if accept:
         from assets.shrink import ACCEPT_ENV
@@ -178,8 +188,11 @@ def stop_process_group(process: subprocess.Popen, grace: float = 15.0) -> int | 
 @app.command()
 def status(
     selection: Annotated[Optional[str], typer.Argument(help="Dagster selection, e.g. 'meld_utterances+' or 'group:audio'.")] = None,
+    rehash: RehashOpt = False,
 ) -> None:
-    """List every asset (and partition) as fresh, stale or missing, with the reason."""
+    """List every asset (and partition) as fresh, stale or missing, with the reason (the corpus
+    sources are observed first: a changed file shows as the reason downstream)."""
+    _rehash(rehash)
     settings = _settings()
     from pipelines.runner import select, states
 
@@ -224,10 +237,13 @@ def update(
     selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
     no_wait: NoWaitOpt = False,
     accept_shrink: AcceptShrinkOpt = False,
+    rehash: RehashOpt = False,
 ) -> None:
     """Materialize whatever is stale or missing, wave after wave, until everything is fresh
-    (one writer per store at a time: a second waits, then does only what is still missing)."""
+    (one writer per store at a time: a second waits, then does only what is still missing). The
+    corpus sources are observed first, so changed, added and removed files re-run what they touch."""
     _accept_shrink(accept_shrink)
+    _rehash(rehash)
     settings = _settings()
     from pipelines.runner import update as run_update
 
