@@ -26,6 +26,7 @@ LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 N_LANDMARKS = len(LANDMARK_NAMES)
 # MTCNN's own final-stage floor: anything it returns has probability above this.
 MTCNN_THRESHOLDS = (0.6, 0.7, 0.7)
+MTCNN_SCALE_FACTOR = 0.709  # facenet-pytorch's pyramid step: each level ~1/sqrt(2) of the last
 # YOLO's floor: low, so faces under `min_score` are returned and counted as rejected.
 YOLO_FLOOR = 0.25
 
@@ -181,12 +182,12 @@ class MTCNNDetector:
     has_landmarks = True
 
     def __init__(self, options: DetectionOptions = DetectionOptions(), *, min_face: int = 20,
-                 device: str = "cpu"):
+                 scale_factor: float = MTCNN_SCALE_FACTOR, device: str = "cpu"):
         from facenet_pytorch import MTCNN
 
         self.options = options
         self._mtcnn = MTCNN(keep_all=True, min_face_size=min_face, thresholds=list(MTCNN_THRESHOLDS),
-                            post_process=False, device=device)
+                            factor=scale_factor, post_process=False, device=device)
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]:
         out: list[list[FaceDetection]] = [[] for _ in frames]
@@ -288,6 +289,7 @@ class MTCNNParams:
 
     max_side: int = DetectionOptions.max_side  # detection resolution: the longer side, in pixels
     min_face: int = 20  # MTCNN's smallest face at that resolution, in pixels
+    scale_factor: float = MTCNN_SCALE_FACTOR  # the image pyramid's step: fewer levels when smaller
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,13 +307,14 @@ def load_detector(spec: ModelSpec, options: DetectionOptions, device: str = "cpu
     """The detector a `[encoders.face_detector]` spec names.
 
     Params: `max_side` (detection resolution) for both; `min_face` (MTCNN's smallest face at
-    that resolution, default 20).
+    that resolution, default 20) and `scale_factor` (MTCNN's pyramid step, default 0.709).
     """
     params = dict(spec.params)
     if "max_side" in params:
         options = dataclasses.replace(options, max_side=int(params.pop("max_side")))
     if spec.backend == "mtcnn":
-        return MTCNNDetector(options, min_face=int(params.pop("min_face", 20)), device=device)
+        return MTCNNDetector(options, min_face=int(params.pop("min_face", 20)),
+                             scale_factor=float(params.pop("scale_factor", MTCNN_SCALE_FACTOR)), device=device)
     if spec.backend == "yolo":
         return YOLODetector(spec.path, options, device=device)
     raise ValueError(
