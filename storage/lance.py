@@ -167,6 +167,7 @@ class LanceTable:
             raise SchemaError(f"{self.schema.name}: duplicate keys within one upsert")
         table = self._writable()
         fault_point("lance.before_commit")
+        fault_point("lance.mid_write")
         result = (
             table.merge_insert(self.key)
             .when_matched_update_all()
@@ -181,6 +182,7 @@ class LanceTable:
         rows = store_relative(self.schema.conform(data), self.schema, self.root)
         table = self._writable()
         fault_point("lance.before_commit")
+        fault_point("lance.mid_write")
         result = (
             table.merge_insert(self.key)
             .when_matched_update_all()

@@ -76,6 +76,7 @@ def write_media(uri: str, data: bytes) -> None:
         path = Path(uris.local_path(uri))
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}{path.suffix}")
+        fault_point(f"{_kind(path)}.before_write")
         with open(temp, "wb") as sink:
             half = len(data) // 2
             sink.write(data[:half])

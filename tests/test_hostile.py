@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests import fixtures_corpora as fixtures
+from tests.test_object_store import s3_bucket  # noqa: F401  (the moto S3 server fixture)
 
 ADDRESS_SPACE = 2 << 30  # bytes: RLIMIT_AS of every fuzzed example
 GUARD_S = 10.0  # seconds an example may take
@@ -363,3 +364,159 @@ def test_a_corpus_items_table_that_shrinks_fails_its_check(tmp_path, settings_fo
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
     assert check.event.dagster_event.event_specific_data.metadata["shrunk splits"].value == {
         "train": {"before": 6, "now": 3, "lost": 3, "share": 0.5}}
+
+
+# -- stores that move --------------------------------------------------------------------------
+def test_a_moved_store_stays_fresh_and_reads_its_own_media_after_the_original_is_gone(tmp_path):
+    """Found by a hostile trial: tables held absolute media locations, so a copied store read the
+    original's files and broke when the original went."""
+    from pipelines.runner import instance_for, run, states, targets
+    from pipelines.settings import load_settings
+    from storage import Store, media
+    from tests.test_clip_media import media_corpus, meld_definitions
+
+    corpus = tmp_path / "MELD.Raw"
+    media_corpus(corpus)
+    keys = [dg.AssetKey(k) for k in ("meld_utterances", "clip_audio", "clip_frames")]
+
+    def open_at(where: Path):
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "emostore.toml").write_text(f'[store]\nroot = "store"\n[corpora.meld]\nroot = "{corpus}"\n')
+        settings = load_settings(where / "emostore.toml")
+        return settings, meld_definitions(settings), instance_for(settings)
+
+    settings, defs, instance = open_at(tmp_path / "first")
+    train = [t for t in targets(defs, keys) if t.partition == "train"]
+    assert all(ok for _, ok, _ in run(defs, instance, train))
+    original = Store(settings.store.root)
+    before = {k.to_user_string(): original.parquet(k.to_user_string()).read(partition="train") for k in keys}
+    hashes = {name: original.parquet(name).latest("train").metadata["content_hash"] for name in before}
+
+    shutil.copytree(tmp_path / "first", tmp_path / "moved")  # the store, its Dagster home, the config
+    shutil.rmtree(tmp_path / "first")
+    settings, defs, instance = open_at(tmp_path / "moved")
+    moved = Store(settings.store.root)
+    assert {(s.target.key.to_user_string(), s.state) for s in states(defs, instance, keys) if s.target.partition == "train"} \
+        == {(k.to_user_string(), "fresh") for k in keys}
+    for name, frame in before.items():
+        assert moved.parquet(name).latest("train").metadata["content_hash"] == hashes[name]
+    frames = moved.parquet("clip_frames").read(partition="train").filter(pl.col("frame_uri").is_not_null())
+    audio = moved.parquet("clip_audio").read(partition="train").filter(pl.col("audio_uri").is_not_null())
+    assert frames.height > 0 and audio.height > 0
+    assert all(uri.startswith(moved.root + "/media/") for uri in [*frames["frame_uri"], *audio["audio_uri"]])
+    assert media.load_image(frames["frame_uri"][0]).shape == (48, 64, 3)
+    assert media.load_audio(audio["audio_uri"][0])[1] == 16_000
+    stored = pl.read_parquet(moved.parquet("clip_frames").latest("train").uri)
+    assert all(not uri.startswith("/") for uri in stored["frame_uri"].drop_nulls())  # relative on disk
+    utterances = pl.read_parquet(moved.parquet("meld_utterances").latest("train").uri)
+    assert "train_splits/dia0_utt0.mp4" in set(utterances["clip_uri"])  # relative to the corpus root
+
+    # a second run on the moved store decodes nothing: its own media are found and reused
+    assert all(ok for _, ok, _ in run(defs, instance, [t for t in train if t.key.to_user_string() == "clip_audio"]))
+    meta = instance.get_latest_materialization_event(dg.AssetKey("clip_audio")).asset_materialization.metadata
+    assert meta["computed"].value == 0
+
+
+def test_the_gallery_fingerprint_carries_what_the_review_says_not_where_it_lies(tmp_path):
+    from assets.resources import GalleryResource
+
+    review = '[exclude]\ncrops = ["train/dia0_utt0/0/0"]\n'
+    for place in ("a", "b"):
+        (tmp_path / place).mkdir()
+        (tmp_path / place / "store.face_review.toml").write_text(review)
+    first = GalleryResource().for_store(str(tmp_path / "a" / "store"))
+    second = GalleryResource().for_store(str(tmp_path / "b" / "store"))
+    assert first.review_file != second.review_file
+    assert first.fingerprint() == second.fingerprint()
+    assert first.fingerprint_for("speaker_gallery") == second.fingerprint_for("speaker_gallery")
+    (tmp_path / "b" / "store.face_review.toml").write_text(review.replace("utt0", "utt1"))
+    assert first.fingerprint() != second.fingerprint()
+
+
+def test_a_store_copied_to_s3_reads_the_same_and_reads_its_own_media(tmp_path, s3_bucket):
+    from pyarrow import fs
+
+    from storage import Store, media
+
+    local = Store(str(tmp_path / "store"))
+    uri = local.media("frames", "ab" * 8, ".jpg")
+    media.write_media(uri, b"jpeg bytes")
+    rows = [{"id": "train/dia0_utt0", "split": "train", "second": 0, "frame_uri": uri}]
+    table = local.parquet("clip_frames")
+    schema = table.schema.schema
+    full = [{n: r.get(n) for n in schema.names} | {"status": "ok", "reason": "", "reused": False} for r in rows]
+    written = table.write(full, partition="train")
+    target = s3_bucket + "-copy"
+    s3, base = fs.FileSystem.from_uri(target)
+    fs.copy_files(str(tmp_path / "store"), base, source_filesystem=fs.LocalFileSystem(), destination_filesystem=s3)
+    shutil.rmtree(tmp_path / "store")
+    remote = Store(target).parquet("clip_frames")
+    assert remote.latest("train").metadata["content_hash"] == written.metadata["content_hash"]
+    frame_uri = remote.read(partition="train")["frame_uri"][0]
+    assert frame_uri == f"{target}/media/frames/ab/{'ab' * 8}.jpg"
+    assert media.read_media(frame_uri) == b"jpeg bytes"
+
+
+# -- prune -------------------------------------------------------------------------------------
+def _tagged_lance(root: str, commits: int):
+    import numpy as np
+
+    from storage import LanceTable
+    from tests.test_storage import EMB
+
+    table = LanceTable(root, EMB)
+    for n in range(commits):  # every commit tagged, as the embedding assets tag theirs
+        ids = [f"id{n}-{i}" for i in range(50)]
+        table.upsert(pl.DataFrame({"key": ids, "id": ids, "speaker": ["s"] * 50, "vector": pl.Series(
+            np.full((50, 4), n, np.float32), dtype=pl.Array(pl.Float32, 4))}), tag=f"speaker_embeddings train fp{n}")
+    return table
+
+
+def test_prune_removes_tagged_commits_and_keeps_what_is_named(tmp_path):
+    """Found by a hostile trial: every Lance commit is tagged, and prune crashed on them."""
+    import datetime
+
+    table = _tagged_lance(str(tmp_path), 6)
+    rows = {v["version"]: v["rows"] for v in table.versions()}
+    versions = sorted(rows)
+    assert all(v["tags"] for v in table.versions() if v["rows"])  # every commit of rows is tagged
+    user, current = versions[3], versions[4]
+    table.table().tags.create("paper-run", user)
+    done = table.prune([current], older_than=datetime.timedelta(0))
+    kept = {user, current, versions[-1]}
+    assert sorted(done.versions) == sorted(set(versions) - kept) and done.bytes_removed > 0
+    assert {v["version"] for v in table.versions()} == kept
+    for version in kept:  # time travel to every kept version still works
+        frame = table.read(version=version, columns=["key"])
+        assert frame.height == rows[version] and frame["key"].n_unique() == frame.height
+    assert table.read(version="paper-run", columns=["key"]).height == rows[user]
+    assert table.count() == 300
+    with pytest.raises(Exception):
+        table.read(version=versions[2])
+
+
+def test_emostore_prune_goes_through_every_table_and_reports_what_it_freed(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from storage import ParquetTable
+    from storage.schemas import _REGISTRY
+    from tests.test_storage import EMB, FLAT
+
+    (tmp_path / "emostore.toml").write_text('[store]\nroot = "store"\n')
+    store = str(tmp_path / "store")
+    for schema in (EMB, FLAT):
+        monkeypatch.setitem(_REGISTRY, schema.name, schema)
+    _tagged_lance(store, 4)
+    flat = ParquetTable(store, FLAT)
+    for n in range(5):
+        flat.write(pl.DataFrame({"id": [f"x{n}"], "value": [float(n)]}))
+    (tmp_path / "store" / "tables" / FLAT.name / ".tmp-999999999-ab.parquet").write_bytes(b"PAR1")
+    result = CliRunner().invoke(app, ["--config", str(tmp_path / "emostore.toml"), "prune", "--keep", "2",
+                                      "--lance-days", "0"])
+    assert result.exit_code == 0, result.output
+    assert "test_embeddings: removed 5 old versions, freed" in result.output  # the two empty ones too
+    assert "test_flat: removed 3 old versions, freed" in result.output
+    assert "removed 8 old versions, freed" in result.output
+    assert [v.version for v in flat.versions()] == [4, 5] and flat.read().to_dicts() == [{"id": "x4", "value": 4.0}]
+    assert not list((tmp_path / "store" / "tables" / FLAT.name).glob(".tmp-*"))
