@@ -342,27 +342,29 @@ def test_an_empty_csv_beside_clips_fails_on_the_first_ingest_too(tmp_path, setti
     assert "holds no record" in _check(instance, "no_annotated_row_lost").metadata["problems"].value
 
 
-def test_a_corpus_items_table_that_shrinks_fails_its_check(tmp_path, settings_for, monkeypatch):
+def test_a_corpus_items_table_that_shrinks_fails_its_check(tmp_path, monkeypatch):
+    from assets.corpora.media_items import MEDIA_ITEM_ASSETS
+    from assets.resources import CorporaResource, StoreResource, ThresholdsResource
     from assets.shrink import ACCEPT_ENV
-    from pipelines.definitions import build_definitions
-    from pipelines.runner import instance_for, run, targets
 
     monkeypatch.delenv(ACCEPT_ENV, raising=False)
     root = tmp_path / "cremad"
     for name in ("1001_DFA_ANG_XX", "1001_IEO_HAP_HI", "1001_TIE_NEU_XX", "1002_DFA_SAD_LO",
                  "1002_IWW_FEA_MD", "1002_WSI_DIS_XX"):
         fixtures.put(root, f"AudioWAV/{name}.wav", fixtures.tone_wav())
-    settings = settings_for(f'[corpora.cremad]\nroot = "{root}"\n')
-    defs, instance = build_definitions(settings), instance_for(settings)
-    work = targets(defs, [dg.AssetKey("cremad_items")])
-    first = run(defs, instance, work)
-    assert [ok for _, ok, _ in first] == [True], first
+    resources = {"store": StoreResource(root=str(tmp_path / "store")), "thresholds": ThresholdsResource(),
+                 "corpora": CorporaResource(roots={"cremad": str(root)})}
+
+    def materialize():
+        result = dg.materialize([MEDIA_ITEM_ASSETS["cremad"]], resources=resources, raise_on_error=False)
+        return result.success, {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+    assert materialize()[0]
     for wav in sorted((root / "AudioWAV").glob("1001_*.wav")):
         wav.unlink()  # 3 of the 6 items, and their labels, gone
-    assert [ok for _, ok, _ in run(defs, instance, work)] == [False]
-    key = dg.AssetCheckKey(dg.AssetKey("cremad_items"), "annotated_rows_kept")
-    check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
-    assert check.event.dagster_event.event_specific_data.metadata["shrunk splits"].value == {
+    ok, checks = materialize()
+    assert not ok and not checks["annotated_rows_kept"].passed
+    assert checks["annotated_rows_kept"].metadata["shrunk splits"].value == {
         "train": {"before": 6, "now": 3, "lost": 3, "share": 0.5}}
 
 
