@@ -4,6 +4,7 @@ for MELD's 13,708 clips.
 
 Usage: nice -n 10 .venv/bin/python benchmarks/pipeline_scale.py [--sizes 100 500 2000] [--work DIR]
 
+With --reuse, a size measured before (its `store-N.json` in --work) is not run again.
 Each size is a benchmark corpus written by `emostore demo-corpus DIR --clips N` (kept in
 --work, default /tmp/emostore-scale, and reused on the next run) and a fresh store; the feature
 assets (groups meld, audio, text, vision) are brought up to date by `runner.update`, as
@@ -85,21 +86,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/emostore-scale"))
+    parser.add_argument("--reuse", action="store_true", help="take a size's figures from an earlier run's store-N.json")
     parser.add_argument("--one", nargs=2, metavar=("MELD_ROOT", "SCRATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:  # the child process of one size
-        print(json.dumps(measure(Path(args.one[0]), Path(args.one[1]))))
+    if args.one:  # the child process of one size; its figures also land beside its store
+        figures = measure(Path(args.one[0]), Path(args.one[1]))
+        Path(f"{args.one[1]}.json").write_text(json.dumps(figures) + "\n")
+        print(json.dumps(figures))
         return
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "sizes": {}}
     for clips in args.sizes:
-        root = corpus(args.work, clips)
-        load = os.getloadavg()[0]
-        child = subprocess.run([sys.executable, __file__, "--one", str(root), str(args.work / f"store-{clips}")],
-                               cwd=REPO, capture_output=True, text=True)
-        if child.returncode != 0:
-            sys.exit(f"size {clips} failed:\n{child.stderr[-4000:]}")
-        figures = json.loads(child.stdout.strip().splitlines()[-1])
-        figures["load_average_before"] = round(load, 2)
+        done = args.work / f"store-{clips}.json"
+        if args.reuse and done.is_file():  # measured by an earlier run
+            figures = json.loads(done.read_text())
+        else:
+            root = corpus(args.work, clips)
+            load = os.getloadavg()[0]
+            child = subprocess.run([sys.executable, __file__, "--one", str(root), str(args.work / f"store-{clips}")],
+                                   cwd=REPO, capture_output=True, text=True)
+            if child.returncode != 0:
+                sys.exit(f"size {clips} failed:\n{child.stderr[-4000:]}")
+            figures = json.loads(child.stdout.strip().splitlines()[-1])
+            figures["load_average_before"] = round(load, 2)
         for stage in figures["stages"].values():
             stage["clips_per_s"] = round(clips / stage["seconds"], 2) if stage["seconds"] else None
             stage["cpu_s_per_clip"] = round(stage["cpu_seconds"] / clips, 4)

@@ -562,7 +562,8 @@ class _StepProgress:
         self.failed_targets: set[Target] = set()
         self.reported: set[Target] = set()
         self.last_poll = 0.0
-        if len(planned.targets) == 1 and progress:  # one target: say so at once, as it starts
+        self.single = len(planned.targets) == 1
+        if self.single and progress:  # one target: say so at once, as it starts
             target = planned.targets[0]
             progress(number[target], total, target, "running", 0.0)
             self.started[target] = time.time()
@@ -576,8 +577,8 @@ class _StepProgress:
     def poll(self, final: bool = False) -> None:
         """Read the run's new step events; while it runs at most every half second, and only
         where someone is told."""
-        if not final and (self.progress is None or time.monotonic() - self.last_poll < 0.5):
-            return
+        if not final and (self.progress is None or self.single or time.monotonic() - self.last_poll < 0.5):
+            return  # a run of one target was announced as it started: nothing to read until it ends
         self.last_poll = time.monotonic()
         if self.run_id is None:
             found = self.instance.get_run_records(filters=RunsFilter(tags={RUN_PLAN_TAG: self.token}), limit=1)

@@ -152,7 +152,7 @@ def test_states_read_once_per_asset_says_what_the_event_log_says(settings_for, t
     run(defs, instance, [t for t in work if t.partition == "dev"])  # a second materialization each
     changed = _toy_assets(features_version="2")  # toy_features stale; its downstream once re-run
     run(changed, instance, [Target(dg.AssetKey("toy_features"), "train")])
-    monkeypatch.setattr("assets.sources.observe_sources", lambda defs, instance: None, raising=False)
+    monkeypatch.setattr("assets.sources.observe_sources", lambda *args, **kwargs: None, raising=False)
     cached = [(str(s.target), s.state, s.reason) for s in runner.states(changed, instance)]
     monkeypatch.setattr(runner, "materializations_read_once", lambda instance: contextlib.nullcontext())
     plain = [(str(s.target), s.state, s.reason) for s in runner.states(changed, instance)]
