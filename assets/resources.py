@@ -232,7 +232,7 @@ class Stage2Resource(dg.ConfigurableResource):
 
     modalities: list[str] = Field(default_factory=lambda: ["text", "speaker", "face"], description="Modalities with a head: text (text corpora), speaker and asr (audio corpora), face (face corpora); each gives the grid a `stage2_<modality>` feature.")
     model: str = Field(default="concat_mlp", description="The head whose features MELD gets: `concat_mlp` or `kan_mlp` (one modality in, its hidden layer and seven probabilities out).")
-    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": 128, "dropout": 0.2}, description="Hyperparameters of the feature head (`emostore models` lists them); `hidden` sets the stage-2 feature size (hidden + 7).")
+    params: dict[str, Any] = Field(default_factory=lambda: {"hidden": 128, "dropout": 0.2, "input_norm": True}, description="Hyperparameters of the feature head (`emostore models` lists them); `hidden` sets the stage-2 feature size (hidden + 7). `input_norm` (concat_mlp) normalizes the input: dlib's face vectors are of small scale and an MLP without it barely learns from them.")
     evaluate: list[str] = Field(default_factory=lambda: ["concat_mlp", "kan_mlp"], description="Head models scored per corpus and fold (and across corpora), each beside a majority-class baseline, into corpus_results.")
     seeds: list[int] = Field(default_factory=lambda: [0], description="Seeds of the scored heads; the feature head uses the first.")
     options: dict[str, Any] = Field(default_factory=lambda: {"epochs": 40, "batch_dialogues": 64, "patience": 6, "lr": 1e-3}, description="Training options of every head (models.train.TrainOptions; one item is one dialogue, so `batch_dialogues` counts items).")

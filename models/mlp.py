@@ -24,6 +24,7 @@ class MLPConfig(FusionConfig):
     dropout: float = 0.1
     layers: int = 1  # hidden layers; 0 = a linear classifier over the concatenation
     input_dropout: float = 0.0  # on the concatenated input
+    input_norm: bool = False  # LayerNorm on the concatenated input (embeddings of small, uneven scale)
 
 
 @register("concat_mlp", MLPConfig, "per-utterance MLP over concatenated modality vectors and presence bits")
@@ -35,7 +36,8 @@ class ConcatMLP(FusionModel):
         assert config.modalities, "the MLP needs at least one modality"
         # every modality's vector, then one presence bit per modality
         width = self.concatenated_width
-        blocks: list[nn.Module] = [nn.Dropout(config.input_dropout)]
+        blocks: list[nn.Module] = [nn.LayerNorm(width)] if config.input_norm else []
+        blocks.append(nn.Dropout(config.input_dropout))
         for _ in range(config.layers):
             blocks += [nn.Linear(width, config.hidden), nn.GELU(), nn.Dropout(config.dropout)]
             width = config.hidden

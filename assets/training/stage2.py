@@ -73,6 +73,10 @@ def validate(stage2: Stage2Resource) -> None:
     if not stage2.seeds:
         raise ValueError("[stage2] seeds: at least one seed")
     stage2.train_options(0)  # unknown or out-of-range options fail here, named by TrainOptions
+    from models.fusion import config_fields
+
+    if unknown := sorted(set(stage2.params) - config_fields(stage2.model)):
+        raise ValueError(f"[stage2] params: {stage2.model} has no parameter(s) {unknown} (set params for the model chosen)")
     if stage2.params.get("layers", 1) < 1:
         raise ValueError("[stage2] params: a head needs at least one hidden layer (layers >= 1)")
 
