@@ -102,11 +102,15 @@ def main() -> None:
         else:
             root = corpus(args.work, clips)
             load = os.getloadavg()[0]
-            child = subprocess.run([sys.executable, __file__, "--one", str(root), str(args.work / f"store-{clips}")],
-                                   cwd=REPO, capture_output=True, text=True)
+            log = args.work / f"store-{clips}.log"
+            # Output to a file, not a pipe: the `tail -F` processes Dagster's compute-log capture
+            # starts would hold a pipe open after the child has exited.
+            with log.open("w") as out:
+                child = subprocess.run([sys.executable, __file__, "--one", str(root), str(args.work / f"store-{clips}")],
+                                       cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
             if child.returncode != 0:
-                sys.exit(f"size {clips} failed:\n{child.stderr[-4000:]}")
-            figures = json.loads(child.stdout.strip().splitlines()[-1])
+                sys.exit(f"size {clips} failed:\n{log.read_text()[-4000:]}")
+            figures = json.loads(done.read_text())
             figures["load_average_before"] = round(load, 2)
         for stage in figures["stages"].values():
             stage["clips_per_s"] = round(clips / stage["seconds"], 2) if stage["seconds"] else None
