@@ -126,7 +126,7 @@ def _csv(records: list[dict], garbage: list[str]) -> str:
     return out.getvalue() + "".join(g + "\n" for g in garbage)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=15_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(records=st.lists(RECORD, max_size=6), garbage=st.lists(st.text(max_size=60), max_size=2), clips=CLIP_NAMES)
 def test_fuzzed_meld_csv_and_clip_names_give_rows_with_statuses(tmp_path_factory, records, garbage, clips):
     TRIED["meld csv"] += 1
@@ -239,7 +239,7 @@ FUZZ_LINES = st.lists(st.one_of(
 
 
 @pytest.mark.parametrize("corpus", sorted(TREES))
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=15_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=FUZZ_NAMES, lines=FUZZ_LINES)
 def test_fuzzed_corpus_names_and_lines_give_rows_with_statuses(tmp_path_factory, corpus_trees, corpus, names, lines):
     TRIED["corpus names"] += 1
