@@ -522,3 +522,19 @@ def test_emostore_prune_goes_through_every_table_and_reports_what_it_freed(tmp_p
     assert "removed 8 old versions, freed" in result.output
     assert [v.version for v in flat.versions()] == [4, 5] and flat.read().to_dicts() == [{"id": "x4", "value": 4.0}]
     assert not list((tmp_path / "store" / "tables" / FLAT.name).glob(".tmp-*"))
+
+
+def test_accept_shrink_is_an_option_of_materialize_and_update(monkeypatch):
+    from typer.testing import CliRunner
+
+    from assets.shrink import ACCEPT_ENV
+    from pipelines import cli
+
+    for command in ("materialize", "update"):
+        assert "--accept-shrink" in CliRunner().invoke(cli.app, [command, "--help"]).output
+    monkeypatch.delenv(ACCEPT_ENV, raising=False)
+    cli._accept_shrink(False)
+    assert ACCEPT_ENV not in os.environ
+    cli._accept_shrink(True)
+    assert os.environ[ACCEPT_ENV] == "1"
+    monkeypatch.delenv(ACCEPT_ENV)
