@@ -119,17 +119,27 @@ def test_semeval_threshold_moves_tweets_between_ok_and_low_intensity():
 # -- the balanced set on the real corpora ----------------------------------------------------------
 @pytest.mark.realdata
 def test_real_balanced_set_counts_are_exact_and_deterministic(real_items):
-    items = [r for rows in real_items.values() for r in rows]
+    from assets.corpora.text_items import with_test_split
+
+    # as the items assets write them: Crowdflower and ISEAR with their drawn 10% test split
+    held = {c: with_test_split(c, rows) for c, rows in real_items.items()}
+    for corpus, tested in (("crowdflower", 2263), ("isear", 528)):
+        usable = [r for r in held[corpus] if r["status"] == "ok"]
+        assert sum(r["split"] == "test" for r in usable) == tested, corpus
+    assert with_test_split("crowdflower", real_items["crowdflower"]) == held["crowdflower"], "the same draw twice"
+    items = [r for rows in held.values() for r in rows]
     rows, report = balanced_text_set(items, BalanceOptions())
-    assert report.per_emotion() == {"anger": 6200, "disgust": 1556, "fear": 4983, "joy": 6200,
+    assert report.per_emotion() == {"anger": 6200, "disgust": 1455, "fear": 4746, "joy": 6200,
                                     "neutral": 6200, "sadness": 6200, "surprise": 6200}
-    assert report.per_source() == {"crowdflower": 9472, "goemotions": 11915, "isear": 5199,
-                                   "saravia": 6980, "semeval_ei_reg": 3973}
-    assert report.shortfall == {"anger": 0, "disgust": 4644, "fear": 1217, "joy": 0, "neutral": 0,
+    assert report.per_source() == {"crowdflower": 9300, "goemotions": 12479, "isear": 4674,
+                                   "saravia": 7328, "semeval_ei_reg": 3420}
+    assert report.shortfall == {"anger": 0, "disgust": 4745, "fear": 1454, "joy": 0, "neutral": 0,
                                 "sadness": 0, "surprise": 0}
-    assert report.chosen["anger"] == {"crowdflower": 1393, "goemotions": 1393, "isear": 1055,
-                                      "saravia": 1393, "semeval_ei_reg": 966}
+    assert report.chosen["anger"] == {"crowdflower": 1276, "goemotions": 1580, "isear": 949,
+                                      "saravia": 1579, "semeval_ei_reg": 816}
     assert {r["split"] for r in rows} == {"train", "dev"}
+    assert not any(r["corpus"] == "semeval_ei_reg" and r["split"] == "dev" for r in rows), \
+        "SemEval's dev is where its heads are scored: never drawn"
     keys = [r["text_key"] for r in rows]
     assert len(set(keys)) == len(keys)
     test_texts = {normalized_text(r["text"]) for r in items if r["split"] == "test" and r["text"]}
