@@ -263,7 +263,7 @@ class PldaResource(dg.ConfigurableResource):
     """LDA-PLDA scored by equal error rate (`[plda]`): which embeddings, which corpus pairs, and
     how an emotion left out of training is enrolled from the test corpus."""
 
-    modality_sets: list[list[str]] = Field(default_factory=lambda: [["speaker"], ["speaker", "text"]], description="Modality subsets whose embeddings are concatenated, each a list of speaker (corpus_speaker_embeddings), asr (corpus_asr_embeddings), text (iemocap_text_embeddings, text_corpus_embeddings).")
+    modality_sets: list[list[str]] = Field(default_factory=lambda: [["speaker"], ["speaker", "text"]], description="Modality subsets whose embeddings are concatenated, each a list of speaker (corpus_speaker_embeddings), asr (corpus_asr_embeddings), text (corpus_text_embeddings, text_corpus_embeddings).")
     pairs: list[list[str]] = Field(default_factory=lambda: [["cremad", "iemocap"], ["pooled", "iemocap"], ["iemocap", "iemocap"]], description="[train_on, test_on] corpus pairs; train_on `pooled` is every corpus of `pooled_corpora` but the tested one; a corpus paired with itself follows its folds.")
     pooled_corpora: list[str] = Field(default_factory=lambda: list(DEFAULT_POOLED), description="Corpora a `pooled` training set draws on (those with every modality of the subset).")
     unseen: str = Field(default="each", description="The emotion left out of training and enrolled from test items: `each` (every emotion in both corpora, in turn), one emotion, or `none`.")

@@ -13,7 +13,7 @@ import typer
 # The `[encoders.<role>]` whose rows a table holds: its default `--encoder`.
 TABLE_ROLES = {
     "text_embeddings": "text", "whisper_text_embeddings": "text", "text_corpus_embeddings": "text",
-    "iemocap_text_embeddings": "text",
+    "corpus_text_embeddings": "text",
     "speaker_embeddings": "speaker", "corpus_speaker_embeddings": "speaker",
     "asr_embeddings": "asr", "corpus_asr_embeddings": "asr",
     "face_embeddings": "face_embedder", "speaking_faces": "face_embedder", "corpus_face_embeddings": "face_embedder",

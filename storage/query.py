@@ -33,7 +33,7 @@ MODALITY_TABLES = {
     "asr": "asr_embeddings",
     "face": "speaking_faces",
 }
-TEXT_TABLES = ("text_embeddings", "whisper_text_embeddings", "text_corpus_embeddings", "iemocap_text_embeddings")
+TEXT_TABLES = ("text_embeddings", "whisper_text_embeddings", "text_corpus_embeddings", "corpus_text_embeddings")
 UTTERANCES = "meld_utterances"
 PREDICTIONS = "training_predictions"
 DISTANCE = "distance"

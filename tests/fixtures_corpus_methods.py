@@ -58,7 +58,7 @@ def _row(corpus: str, item, vector: np.ndarray, fingerprint: str, encoder: str, 
 
 
 def write_corpus_store(root, encoders: dict[str, str], seed: int = 0, noise: float = 3.0) -> Store:
-    """A store with corpus_speaker_embeddings (IEMOCAP and CREMA-D) and iemocap_text_embeddings
+    """A store with corpus_speaker_embeddings (IEMOCAP and CREMA-D) and corpus_text_embeddings
     (IEMOCAP), rows written with the given encoder identities (modality -> ModelSpec.encoder)."""
     store = Store(str(root))
     speech_map, text_map = _maps(seed)

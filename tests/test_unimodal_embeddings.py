@@ -225,8 +225,8 @@ def test_iemocap_transcripts_get_text_embeddings(settings_for, tmp_path):
     instance = instance_for(settings)
     # the items check fails on this deliberately damaged tree; the folds and embeddings still run
     run(defs, instance, targets(defs, [dg.AssetKey("iemocap_items")]))
-    materialize(settings, ["corpus_folds", "iemocap_text_embeddings"])
-    rows = Store(settings.store.root).lance("iemocap_text_embeddings").read().sort("id")
+    materialize(settings, ["corpus_folds", "corpus_text_embeddings"])
+    rows = Store(settings.store.root).lance("corpus_text_embeddings").read().sort("id")
     assert dict(zip(rows["id"], rows["status"])) == {
         "Ses01F_impro01_F000": "ok", "Ses01F_impro01_F001": "ok", "Ses01F_impro01_M000": "ok",
         "Ses01F_impro01_M001": "no_text", "Ses03M_script01_1_F000": "ok", "Ses03M_script01_1_M000": "ok",
@@ -249,7 +249,7 @@ def test_every_adapter_and_embedding_runs_on_the_demo_corpora(settings_for, tmp_
     settings = settings_for(config(**roots))
     names = [f"{c}_items" for c in unimodal.CORPORA] + [
         "corpus_folds", "corpus_speaker_embeddings", "corpus_asr_embeddings", "corpus_face_embeddings",
-        "iemocap_text_embeddings"]
+        "corpus_text_embeddings"]
     materialize(settings, names)
     store = Store(settings.store.root)
     for corpus, root in roots.items():

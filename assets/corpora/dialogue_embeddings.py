@@ -1,6 +1,7 @@
-"""`iemocap_text_embeddings`: IEMOCAP turns' transcripts through the `text` encoder (the same
-spec as MELD's utterances and the text corpora), with speaker, session fold, category and the
-valence/arousal/dominance ratings. A turn without a transcript is a `no_text` row."""
+"""`corpus_text_embeddings`: the transcripts of the audio and dialogue corpora's items (IEMOCAP's
+turns; the scripted sentences of CREMA-D, RAVDESS, TESS and EmoDB) through the `text` encoder
+(the same spec as MELD's utterances and the text corpora), with speaker, fold, category and, for
+IEMOCAP, the valence/arousal/dominance ratings. An item without a transcript is a `no_text` row."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from storage.embedding_sync import Embedded
 from storage.status import Status
 
 DIALOGUE_TEXT_CODE_VERSION = "1"
-TEXT_CORPORA = ("iemocap",)
+TEXT_CORPORA = ("iemocap", "cremad", "ravdess", "tess", "emodb")  # items with a transcript or script
 TEXT_CHUNK = 512  # turns per encoder call
 
 
@@ -27,14 +28,16 @@ def encode_turns(encoder, rows) -> list[Embedded]:
     spoken = [t for t in texts if t]
     vectors = iter(encoder.encode(spoken)) if spoken else iter(())
     return [Embedded(np.asarray(next(vectors), np.float32)) if t
-            else Embedded(None, Status.NO_TEXT, "the turn is not in dialog/transcriptions")
+            else Embedded(None, Status.NO_TEXT, "the item has no transcript")
             for t in texts]
 
 
-@corpus_embedding_asset(["iemocap_items", "corpus_folds"], DIALOGUE_TEXT_CODE_VERSION, "IEMOCAP turn",
-                        "Sentence vectors of IEMOCAP's turn transcripts, with speaker, session fold, category "
-                        "and valence/arousal/dominance (Lance, incremental).")
-def iemocap_text_embeddings(context, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
+@corpus_embedding_asset([*(f"{c}_items" for c in TEXT_CORPORA), "corpus_folds"], DIALOGUE_TEXT_CODE_VERSION,
+                        "item of a corpus with transcripts",
+                        "Sentence vectors of the transcripts of IEMOCAP's turns and of the scripted sentences "
+                        "of CREMA-D, RAVDESS, TESS and EmoDB, with speaker, fold, category and valence/arousal/"
+                        "dominance (Lance, incremental).")
+def corpus_text_embeddings(context, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
     from models.encoders.sentence import SentenceEncoder
 
     spec = text.spec()

@@ -50,11 +50,11 @@ POOLED = "pooled"  # train_on: every corpus with the modalities but the tested o
 DEV_SHARE = 0.15  # of the train items, where a protocol leaves no dev
 
 # modality -> (the corpus tables its rows may be in, the encoder resource writing them): a corpus's
-# transcripts are in iemocap_text_embeddings (IEMOCAP), a text corpus's texts in text_corpus_embeddings
+# transcripts are in corpus_text_embeddings (IEMOCAP), a text corpus's texts in text_corpus_embeddings
 MODALITIES: dict[str, tuple[tuple[str, ...], str]] = {
     "speaker": (("corpus_speaker_embeddings",), "speaker"),
     "asr": (("corpus_asr_embeddings",), "asr"),
-    "text": (("iemocap_text_embeddings", "text_corpus_embeddings"), "text"),
+    "text": (("corpus_text_embeddings", "text_corpus_embeddings"), "text"),
 }
 
 

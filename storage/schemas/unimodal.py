@@ -76,13 +76,13 @@ _KIND_TABLES = {
     "speaker": "corpus_speaker_embeddings",
     "asr": "corpus_asr_embeddings",
     "face": "corpus_face_embeddings",
-    "text": "iemocap_text_embeddings",
+    "text": "corpus_text_embeddings",
 }
 _KIND_INPUTS = {
     "speaker": "16 kHz speech of each audio item (speaker encoder)",
     "asr": "16 kHz speech of each audio item (Whisper encoder, mean-pooled)",
     "face": "the face of each image or video item (detector + embedder, or the whole published crop)",
-    "text": "IEMOCAP turns' transcripts (text encoder)",
+    "text": "the transcripts of IEMOCAP's turns and of the audio corpora's scripted sentences (text encoder)",
 }
 # The default encoders' vector sizes: resemblyzer, Whisper tiny.en, dlib, all-MiniLM-L6-v2.
 _DEFAULT_DIMS = {"speaker": 256, "asr": 384, "face": 128, "text": 384}
