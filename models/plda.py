@@ -57,9 +57,26 @@ def _class_stats(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return classes, counts, sums
 
 
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of symmetric `a`; where rounding leaves it a hair short of
+    positive definite (items of one class that nearly coincide, summed in another order by a
+    threaded BLAS), the smallest diagonal jitter (1e-10 .. 1e-4 of its mean variance) that gives one."""
+    a = _symmetric(a)
+    try:
+        return linalg.cholesky(a, lower=True)
+    except np.linalg.LinAlgError:
+        scale = max(float(np.trace(a)) / len(a), 1e-300)
+        for eps in (1e-10, 1e-8, 1e-6, 1e-4):
+            try:
+                return linalg.cholesky(a + eps * scale * np.eye(len(a)), lower=True)
+            except np.linalg.LinAlgError:
+                continue
+        raise
+
+
 def _gaussian_logpdf(x: np.ndarray, mean: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     """x: (N, D), mean: (D,), covariance: (D, D) -> (N,) log densities."""
-    factor = linalg.cholesky(covariance, lower=True)
+    factor = _cholesky(covariance)
     z = linalg.solve_triangular(factor, (x - mean).T, lower=True)
     return -0.5 * (x.shape[1] * LOG_2PI + (z * z).sum(0)) - np.log(np.diag(factor)).sum()
 
@@ -196,7 +213,7 @@ class LdaPlda:
         # LDA's generalized eigenproblem (between v = lambda within v) through the within-class
         # Cholesky factor: the between scatter has rank S - 1, so the class means, whitened and
         # weighted by sqrt(n_s / N), carry all of it and a small SVD of them gives the directions
-        factor = linalg.cholesky(_symmetric(within), lower=True)
+        factor = _cholesky(within)
         whitened = linalg.solve_triangular(factor, (means * np.sqrt(counts / len(x))[:, None]).T, lower=True).T
         _, _, directions = np.linalg.svd(whitened, full_matrices=False)
         projection = linalg.solve_triangular(factor.T, directions[:dim].T, lower=False)
