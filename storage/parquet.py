@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from storage import uri as uris
 from storage.faults import fault_point
 from storage.schemas import SchemaError, TableSchema, store_relative, store_resolved
+from storage.sweep import pid_alive
 
 _VERSION_FILE = re.compile(r"^v(\d{6,})\.parquet$")
 _TEMP_FILE = re.compile(r"^\.tmp-(\d+)-[0-9a-f]+\.parquet$")
@@ -201,7 +202,7 @@ class ParquetTable:
             return
         for info in self._list(directory):
             match = _TEMP_FILE.match(info.base_name)
-            if match and not _pid_alive(int(match.group(1))):
+            if match and not pid_alive(int(match.group(1))):
                 self._fs.delete_file(info.path)
 
     # -- read ------------------------------------------------------------------------------
@@ -271,11 +272,3 @@ def table_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
