@@ -42,7 +42,7 @@ import numpy as np
 
 from assets.resources import PldaResource, TwoStageResource
 from storage.labels import EMOTIONS
-from storage.schemas.training import CORPUS_RESULTS
+from storage.schemas.training import CORPUS_RESULTS, classification_rows
 
 PLDA_VERSION = "1"  # bump when what corpus_plda writes changes
 TWO_STAGE_VERSION = "1"  # bump when what corpus_two_stage writes changes
@@ -270,14 +270,6 @@ def plda_results(store, plda: PldaResource, encoders: dict[str, str], log: Calla
 
 
 # -- two-stage ----------------------------------------------------------------------------------------
-def _classification_rows(base: dict[str, Any], split: str, m: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = [{**base, "split": split, "metric": metric, "class": "", "value": float(m[metric]), "n": m["n"]}
-            for metric in ("accuracy", "weighted_f1", "macro_f1")]
-    rows += [{**base, "split": split, "metric": "f1", "class": c, "value": float(v), "n": m["n"]}
-             for c, v in m["per_class_f1"].items()]
-    return rows
-
-
 def two_stage_fold(rows, plan: Plan, seed: int, two_stage: TwoStageResource, mods: str,
                    log: Callable[[str], None] = print) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """One fold and seed: method -> [(split, metrics)] for vad_ridge (rmse/mae per dimension),
@@ -350,7 +342,7 @@ def two_stage_results(store, two_stage: TwoStageResource, encoders: dict[str, st
                                     {**base, "split": split, "metric": metric, "class": dim, "value": m[dim][metric],
                                      "n": m["n"]} for dim in ("valence", "arousal", "dominance") for metric in ("rmse", "mae"))
                             else:
-                                runs.setdefault(run, []).extend(_classification_rows(base, split, m))
+                                runs.setdefault(run, []).extend(classification_rows(base, split, m))
     return runs
 
 

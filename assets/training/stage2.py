@@ -35,7 +35,7 @@ from assets.training.features import FEATURE_SETS, STAGE2_VERSION, current_head,
 from storage.labels import EMOTIONS
 from storage.schemas.corpora import HELD_OUT_SPLIT, TEXT_CORPORA
 from storage.schemas.stage2 import STAGE2_FEATURES, STAGE2_HEADS, STAGE2_MODALITIES
-from storage.schemas.training import CORPUS_RESULTS
+from storage.schemas.training import CORPUS_RESULTS, classification_rows
 from storage.schemas.unimodal import AUDIO_CORPORA, FACE_CORPORA
 
 DEV_SHARE = 0.15  # of the train items, where a protocol leaves no dev
@@ -168,14 +168,6 @@ def runs_of(modality: str, rows, cross_corpus: bool) -> list[tuple[str, str, int
 
 
 # -- results rows --------------------------------------------------------------------------------
-def result_rows(base: dict[str, Any], split: str, m: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = [{**base, "split": split, "metric": metric, "class": "", "value": float(m[metric]), "n": m["n"]}
-            for metric in ("accuracy", "weighted_f1", "macro_f1")]
-    rows += [{**base, "split": split, "metric": "f1", "class": c, "value": float(v), "n": m["n"]}
-             for c, v in m["per_class_f1"].items()]
-    return rows
-
-
 def run_id(modality: str, method: str, seed: int | str) -> str:
     """`heads.text.concat_mlp.s0`: the corpus_results partition one head model and seed write."""
     return f"heads.{modality}.{method}.s{seed}"
@@ -211,7 +203,7 @@ def score_runs(modality: str, rows, method: str, seed: int, stage2: Stage2Resour
             m = metrics(data.labels[test.rows][pick], test.predicted[pick], data.classes)
             base = {"run": run_id(modality, method, seed), "modality": modality, "seed": seed,
                     "train_on": train_on, "test_on": target, "fold": fold}
-            out += result_rows({**base, "method": method}, "test", m)
+            out += classification_rows({**base, "method": method}, "test", m)
             if not with_majority:
                 continue
             if test_on == "*":
@@ -220,7 +212,7 @@ def score_runs(modality: str, rows, method: str, seed: int, stage2: Stage2Resour
                 maj = metrics(labels, np.full_like(labels, commonest), data.classes)
             else:
                 maj = majority
-            out += result_rows({**base, "method": "majority", "run": run_id(modality, "majority", seed)}, "test", maj)
+            out += classification_rows({**base, "method": "majority", "run": run_id(modality, "majority", seed)}, "test", maj)
         log(f"{modality} {method} s{seed} {train_on} -> {test_on} fold {fold}: test weighted F1 "
             f"{100 * result.metrics['test']['weighted_f1']:.1f} (majority {100 * majority['weighted_f1']:.1f}), "
             f"{result.epochs_run} epochs")
@@ -273,16 +265,17 @@ def _deps(modality: str) -> list[str]:
     return [table, TRAINING_SET] if modality == "text" else [table, "corpus_folds"]
 
 
-def scores_asset(modality: str) -> dg.AssetsDefinition:
-    resource = CORPORA[modality].resource
+def _head_asset(modality: str, kind: str, description: str):
+    """The decorator a modality's `stage2_<m>_scores` and `stage2_<m>_head` share: they read the
+    same corpus rows with the same resources."""
+    return dg.asset(name=f"stage2_{modality}_{kind}", group_name="training", deps=_deps(modality),
+                    code_version=STAGE2_VERSION, kinds={"pytorch"}, description=description,
+                    required_resource_keys={"store", "stage2", CORPORA[modality].resource})
 
-    @dg.asset(
-        name=f"stage2_{modality}_scores", group_name="training", deps=_deps(modality),
-        code_version=STAGE2_VERSION, required_resource_keys={"store", "stage2", resource},
-        description=f"{modality} heads scored on the {modality} corpora per corpus and fold, beside a "
-                    "majority-class baseline (and across corpora), into corpus_results.",
-        kinds={"pytorch"},
-    )
+
+def scores_asset(modality: str) -> dg.AssetsDefinition:
+    @_head_asset(modality, "scores", f"{modality} heads scored on the {modality} corpora per corpus and fold, "
+                                     "beside a majority-class baseline (and across corpora), into corpus_results.")
     def scores(context) -> dg.MaterializeResult:
         import polars as pl
 
@@ -333,15 +326,8 @@ def _scores_markdown(frame) -> str:
 
 
 def head_asset(modality: str) -> dg.AssetsDefinition:
-    resource = CORPORA[modality].resource
-
-    @dg.asset(
-        name=f"stage2_{modality}_head", group_name="training", deps=_deps(modality),
-        code_version=STAGE2_VERSION, required_resource_keys={"store", "stage2", resource},
-        description=f"The {modality} head whose hidden layer and probabilities MELD gets as stage-2 "
-                    "features; retrained only when its data, encoder or settings change.",
-        kinds={"pytorch"},
-    )
+    @_head_asset(modality, "head", f"The {modality} head whose hidden layer and probabilities MELD gets as "
+                                   "stage-2 features; retrained only when its data, encoder or settings change.")
     def head(context) -> dg.MaterializeResult:
         return train_feature_head(context, modality)
 
@@ -431,6 +417,7 @@ def sync_stage2(context, modality: str) -> dg.MaterializeResult:
     import polars as pl
 
     from assets.embedding_tables import sync_embeddings
+    from models.heads import head_features
     from models.train import load_checkpoint, metrics
     from storage import content_hash, media, row_key, uris
     from storage.dataset import FeatureSource, meld_rows, read_source
@@ -463,13 +450,9 @@ def sync_stage2(context, modality: str) -> dg.MaterializeResult:
         dim = int(head["dim"])
 
     def encode(_, chunk) -> list[Embedded]:
-        from models.heads import head_features
-
         out = head_features(model, vectors[chunk["_at"].to_numpy()])
         n = len(EMOTIONS)
         return [Embedded(v, extras={"probabilities": v[-n:].tolist()}) for v in out]
-
-    from models.heads import head_features
 
     dev = frame.filter(pl.col("split") == "dev")
     extra = {"head": head["head"], "trained on": head["trained_on"]}
@@ -480,11 +463,11 @@ def sync_stage2(context, modality: str) -> dg.MaterializeResult:
         m = metrics(labels, probabilities[usable].argmax(1), EMOTIONS)
         base = {"run": f"heads.{modality}.{head['model']}.meld", "method": head["model"], "modality": modality,
                 "seed": int(head["seed"]), "train_on": head["trained_on"], "test_on": "meld", "fold": 0}
-        rows = result_rows(base, "dev", m)
+        rows = classification_rows(base, "dev", m)
         commonest = json.loads(head["counts"]).get("commonest train label")
         if commonest in EMOTIONS:  # the baseline: the head's commonest training label, always
             majority = metrics(labels, np.full_like(labels, EMOTIONS.index(commonest)), EMOTIONS)
-            rows += result_rows({**base, "method": "majority"}, "dev", majority)
+            rows += classification_rows({**base, "method": "majority"}, "dev", majority)
         store.parquet(CORPUS_RESULTS.name).write(rows, partition=base["run"])
         extra |= {"MELD dev weighted F1 of the head": round(100 * m["weighted_f1"], 2),
                   "MELD dev accuracy of the head": round(100 * m["accuracy"], 2)}

@@ -8,6 +8,8 @@ so re-training a cell replaces exactly its rows (a new Parquet version of its pa
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from storage.schemas import TableSchema, register
@@ -102,3 +104,13 @@ CORPUS_RESULTS = register(TableSchema(
         pa.field("n", pa.int32(), nullable=False),  # items scored
     ]),
 ))
+
+
+def classification_rows(base: dict[str, Any], split: str, m: dict[str, Any]) -> list[dict[str, Any]]:
+    """`corpus_results` rows of one split's classification metrics (`models.train.metrics`):
+    accuracy, weighted and macro F1, then F1 per class; `base` fills the other columns."""
+    rows = [{**base, "split": split, "metric": metric, "class": "", "value": float(m[metric]), "n": m["n"]}
+            for metric in ("accuracy", "weighted_f1", "macro_f1")]
+    rows += [{**base, "split": split, "metric": "f1", "class": c, "value": float(v), "n": m["n"]}
+             for c, v in m["per_class_f1"].items()]
+    return rows
