@@ -71,19 +71,14 @@ def _writing(settings, no_wait: bool):
     """Definitions and instance for a run that writes the store: the store checked writable,
     SIGINT/SIGTERM stopping at once (exit 130), this store's writer lock held (waiting for
     another writer unless `no_wait`), and runs left by dead processes released first."""
-    from pipelines.runner import StoreBusy, StoreUnavailable, check_writable, release_dead_runs, stop_on_signals, store_writer_lock
+    from pipelines.runner import StoreBusy, StoreUnavailable, check_writable, prepare_to_write, stop_on_signals, store_writer_lock
 
     try:
         check_writable(settings)
         defs, instance = _defs_and_instance(settings)
         with stop_on_signals(instance, notify=lambda m: typer.secho(m, fg="yellow", err=True)), \
                 store_writer_lock(settings, wait=not no_wait, notify=lambda m: typer.echo(m, err=True)):
-            for line in release_dead_runs(instance):
-                typer.secho(line, fg="yellow", err=True)
-            from pipelines.prune import sweep_after_crash
-
-            if swept := sweep_after_crash(settings.store.root, instance):
-                typer.echo(f"removed {len(swept)} temporary files left by killed writers", err=True)
+            prepare_to_write(settings, instance, notify=lambda m: typer.secho(m, fg="yellow", err=True))
             yield defs, instance
     except StoreBusy as exc:
         _fail(str(exc), code=1)

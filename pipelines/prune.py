@@ -74,12 +74,14 @@ def size_text(n: int) -> str:
     return f"{n} bytes"
 
 
-def sweep_after_crash(root: str, instance: dg.DagsterInstance) -> list[str]:
+def sweep_after_crash(root: str, instance: dg.DagsterInstance, launching: str | None = None) -> list[str]:
     """Temporary files of killed writers removed (called with the store's writer lock held, after
-    dead runs were released); Lance's uncommitted files too when no run is in progress."""
+    dead runs were released); Lance's uncommitted files too when no run is in progress (besides
+    `launching`, the run about to start, when the UI's launcher sweeps)."""
     from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
 
     from storage.sweep import sweep_store
 
-    running = instance.get_run_records(filters=RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES), limit=1)
+    running = [r for r in instance.get_run_records(filters=RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES), limit=2)
+               if r.dagster_run.run_id != launching]
     return sweep_store(root, lance=not running)

@@ -249,11 +249,39 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     return released
 
 
+def prepare_to_write(settings: Settings, instance: dg.DagsterInstance,
+                     notify: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> None:
+    """Before new work on a store (with its writer lock held): runs whose process is gone are
+    released, and the temporary files killed writers left are swept. `materialize`, `update`,
+    `prune` and `demo` call it; the UI's launcher sweeps before each run it starts."""
+    from pipelines.prune import sweep_after_crash
+
+    for line in release_dead_runs(instance):
+        notify(line)
+    if swept := sweep_after_crash(settings.store.root, instance):
+        notify(f"removed {len(swept)} temporary files left by killed writers")
+
+
 class ProcessCheckingRunLauncher(DefaultRunLauncher):
     """Dagster's default launcher, plus a worker health check for run monitoring: the UI's daemon
     fails a run whose process on this machine is gone (a CLI run killed with -9, a run worker
     killed by the OOM killer), and frees its slots after `free_slots_after_run_end_seconds`.
-    Runs it cannot see (another machine's) are reported running, so they are left alone."""
+    Runs it cannot see (another machine's) are reported running, so they are left alone.
+
+    Before it starts a run (from the UI, a schedule or `dagster job launch`) it sweeps the store
+    of killed writers' temporary files, as the CLI does; Lance's uncommitted files only when no
+    other run is in progress and no CLI writer holds the store. What it removed is an engine
+    event of the run; a sweep that fails is reported there and never stops the launch."""
+
+    def launch_run(self, context) -> None:
+        run = context.dagster_run
+        try:
+            if swept := sweep_before_launch(self._instance, run.run_id):
+                self._instance.report_engine_event(
+                    f"removed {len(swept)} temporary files left by killed writers", run)
+        except Exception as exc:  # the sweep is housekeeping: the run starts anyway
+            self._instance.report_engine_event(f"sweep of the store before this run failed: {exc}", run)
+        super().launch_run(context)
 
     @property
     def supports_check_run_worker_health(self) -> bool:
@@ -264,6 +292,22 @@ class ProcessCheckingRunLauncher(DefaultRunLauncher):
         if reason:
             return CheckRunHealthResult(WorkerStatus.FAILED, reason)
         return CheckRunHealthResult(WorkerStatus.RUNNING, "")
+
+
+def sweep_before_launch(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The launcher's sweep of the store the code location's config names (`$EMOSTORE_CONFIG`,
+    set by `emostore ui`): temporary files of dead writers always; Lance's uncommitted files only
+    with the writer lock free (no CLI run at work) and no other run in progress."""
+    from pipelines.prune import sweep_after_crash
+    from pipelines.settings import load_settings
+    from storage.sweep import sweep_store
+
+    settings = load_settings()
+    try:
+        with store_writer_lock(settings, wait=False):
+            return sweep_after_crash(settings.store.root, instance, launching=run_id)
+    except StoreBusy:
+        return sweep_store(settings.store.root, lance=False)
 
 
 # -- signals -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from pipelines.settings import ConfigError, load_settings
@@ -294,6 +295,87 @@ def test_concurrent_updates_take_turns_and_do_the_work_once(small_store):
     assert "3 of 3 materialized" in output(first)
     assert "everything is fresh: nothing to do" in output(second)
     assert frame_emotion_versions(small_store) == {"split=dev": 1, "split=test": 1, "split=train": 1}
+
+
+def _dead_pid() -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+def _killed_writers_files(store: Path) -> list[Path]:
+    """Temporary files as a killed Parquet writer and a killed media writer leave them."""
+    pid = _dead_pid()
+    files = [store / "tables" / "frame_emotions" / f".tmp-{pid}-ab12.parquet",
+             store / "media" / "frames" / "ab" / f".tmp-{pid}-cd34.jpg"]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    return files
+
+
+def test_a_run_the_ui_launches_sweeps_killed_writers_files_first(small_store):
+    """The project's launcher sweeps before it starts a run, as the CLI does: a real launch
+    through Dagster's CLI (`dagster job launch`, what the UI's launch button and the daemon's run
+    queue call into) of frame_emotions [dev]. The instance here uses Dagster's synchronous run
+    coordinator so that the launch happens in that command rather than in a daemon."""
+    import re
+
+    import dagster as dg
+
+    from pipelines.runner import prepare_dagster_home
+
+    settings = load_settings(small_store / "emostore.toml")
+    home = prepare_dagster_home(settings)
+    queued = (REPO / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(
+        re.sub(r"  runs:\n    max_concurrent_runs: \d+\n", "", queued)
+        + "\nrun_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n")
+    files = _killed_writers_files(small_store / "store")
+    env = _env(DAGSTER_HOME=str(home), EMOSTORE_CONFIG=str(small_store / "emostore.toml"))
+    dg.DagsterInstance.from_config(str(home)).dispose()  # its databases created before the launch opens them
+    launch = subprocess.Popen([sys.executable, "-m", "dagster", "job", "launch", "-m", "pipelines.definitions",
+                               "-j", "__ASSET_JOB", "-o", "frame_emotions", "--tags", '{"dagster/partition": "dev"}'],
+                              cwd=small_store, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            while not (runs := instance.get_runs()) or "Started process for run" not in " ".join(
+                    e.message for e in instance.all_logs(runs[0].run_id)):  # the launcher is done
+                assert launch.poll() in (None, 0) and time.time() < deadline, "the run was not launched"
+                time.sleep(0.2)
+            messages = [e.message for e in instance.all_logs(runs[0].run_id)]
+    finally:
+        os.killpg(launch.pid, signal.SIGKILL)
+        launch.wait()
+    assert "removed 2 temporary files left by killed writers" in messages
+    assert not any(f.exists() for f in files)
+
+
+def test_the_launchers_sweep_leaves_lance_files_alone_while_a_cli_writer_holds_the_store(small_store):
+    """With the writer lock held (a CLI `update` at work), the launcher removes dead writers'
+    temporary files but not Lance files no version references: they may be the CLI's write in
+    flight. With the lock free and no run in progress, those go too."""
+    from pipelines.runner import instance_for, store_writer_lock, sweep_before_launch
+    from storage import LanceTable
+    from tests.test_storage import EMB
+
+    settings = load_settings(small_store / "emostore.toml")
+    instance = instance_for(settings)
+    store = small_store / "store"
+    LanceTable(str(store), EMB).upsert(pl.DataFrame({"key": ["a"], "id": ["a"], "speaker": ["s1"],
+                                                     "vector": pl.Series([[1.0] * 4], dtype=pl.Array(pl.Float32, 4))}))
+    (data,) = {p.parent for p in (store / "lance").rglob("*.lance") if p.parent.name == "data"}
+    staged = data / "00000000-uncommitted.lance"
+    staged.write_bytes(b"a write in flight")
+    files = _killed_writers_files(store)
+    with store_writer_lock(settings):
+        swept = sweep_before_launch(instance, "run-being-launched")
+    assert sorted(map(Path, swept)) == sorted(files) and staged.exists()
+    swept = sweep_before_launch(instance, "run-being-launched")
+    assert [Path(p) for p in swept] == [staged]
+    assert LanceTable(str(store), EMB).count() == 1
 
 
 # -- 4. config mistakes at load, in one line ----------------------------------------------------

@@ -46,7 +46,7 @@ def build_corpora(root: Path, seed: int, log=print, clips: int | None = None) ->
 
 def main(config: str | None = None, seed: int | None = None) -> int:
     from pipelines.definitions import build_definitions
-    from pipelines.runner import instance_for, release_dead_runs, stop_on_signals, update
+    from pipelines.runner import instance_for, prepare_to_write, stop_on_signals, store_writer_lock, update
     from pipelines.settings import CONFIG_NAME, default_settings, load_settings
 
     base = Path.cwd()
@@ -71,9 +71,9 @@ def main(config: str | None = None, seed: int | None = None) -> int:
         else:
             print(f"[{i}/{n}] {target}: {what} ({took:.1f} s)", file=sys.stderr)
 
-    with stop_on_signals(instance):  # SIGINT/SIGTERM: abandon the step in flight, exit 130
-        for line in release_dead_runs(instance):
-            print(line, file=sys.stderr)
+    # SIGINT/SIGTERM: abandon the step in flight, exit 130; one writer at a time, as the CLI
+    with stop_on_signals(instance), store_writer_lock(settings):
+        prepare_to_write(settings, instance)  # dead runs released, killed writers' files swept
         waves = update(defs, instance, None, progress)
     failed = [str(t) for wave in waves for t, ok, _ in wave if not ok]
     print(summary(settings, time.perf_counter() - start))
