@@ -10,7 +10,8 @@ Each size is a benchmark corpus written by `emostore demo-corpus DIR --clips N` 
 assets (groups meld, audio, text, vision) are brought up to date by `runner.update`, as
 `emostore update` does, in a fresh process per size, so its peak RSS is that size's own. A
 stage's time is its steps' time in the event log; its CPU seconds are this process's CPU time
-over its steps (all threads). Prints a table and writes benchmarks/results/pipeline_scale.json.
+over its steps (all threads); its peak RSS is the most this process held while one of its steps
+ran (sampled every 0.2 s). Prints a table and writes benchmarks/results/pipeline_scale.json.
 """
 
 from __future__ import annotations
@@ -41,6 +42,35 @@ def corpus(work: Path, clips: int) -> Path:
     return root / "meld"
 
 
+class RssSampler:
+    """This process's resident memory every 0.2 s, its peak kept per stage (the step running when
+    sampled; steps of one run overlap only in dependency order, so the stage is the last started)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stage = "start"
+        self.peaks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        process = psutil.Process()
+        while not self._stop.wait(0.2):
+            rss = process.memory_info().rss
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0), rss)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self._stop.set()
+        self._thread.join()
+
+
 def measure(meld_root: Path, scratch: Path) -> dict:
     """One size, in this process: the feature assets on a fresh store."""
     import shutil
@@ -58,21 +88,25 @@ def measure(meld_root: Path, scratch: Path) -> dict:
     instance = instance_for(settings)
     cpu_at: dict[str, float] = {}
     stages: dict[str, dict[str, float]] = {}
+    sampler = RssSampler()
 
     def progress(i, n, target, what, took):
         name = target.key.to_user_string()
         if what == "running":
             cpu_at[str(target)] = time.process_time()
+            sampler.stage = name
             return
         stage = stages.setdefault(name, {"seconds": 0.0, "cpu_seconds": 0.0, "partitions": 0})
         stage["seconds"] += took
         stage["cpu_seconds"] += time.process_time() - cpu_at.get(str(target), time.process_time())
         stage["partitions"] += 1
+        stage["peak_rss_mb"] = round(sampler.peaks.get(name, 0) / 2**20, 1)
         if what != "done":
             stage["failed"] = what
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    waves = update(defs, instance, SELECTION, progress)
+    with sampler:
+        waves = update(defs, instance, SELECTION, progress)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     runs = len(instance.get_runs())
     return {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "waves": len(waves),
@@ -124,7 +158,8 @@ def main() -> None:
               f"peak RSS {figures['peak_rss_mb']} MB, {figures['dagster_runs']} Dagster runs, "
               f"overhead {figures['dagster_overhead_share']:.1%}", flush=True)
         for name, stage in figures["stages"].items():
-            print(f"  {name:<26} {stage['clips_per_s']!s:>8} clips/s  {stage['cpu_s_per_clip']:.4f} CPU s/clip")
+            print(f"  {name:<26} {stage['clips_per_s']!s:>8} clips/s  {stage['cpu_s_per_clip']:.4f} CPU s/clip"
+                  f"  peak RSS {stage.get('peak_rss_mb', 0):.0f} MB")
     sizes = sorted(results["sizes"], key=int)
     largest = results["sizes"][sizes[-1]]
     results["peak_rss_ratio_largest_to_smallest"] = round(largest["peak_rss_mb"] / results["sizes"][sizes[0]]["peak_rss_mb"], 3)

@@ -230,13 +230,15 @@ def materialize(
 @app.command()
 def update(
     selection: Annotated[Optional[str], typer.Argument(help="Dagster selection; default: every asset.")] = None,
+    partition: Annotated[Optional[list[str]], typer.Option("--partition", "-p", help="Only these partitions of partitioned assets (default: all).")] = None,
     no_wait: NoWaitOpt = False,
     accept_shrink: AcceptShrinkOpt = False,
     rehash: RehashOpt = False,
 ) -> None:
     """Materialize whatever is stale or missing, wave after wave, until everything is fresh
     (one writer per store at a time: a second waits, then does only what is still missing). The
-    corpus sources are observed first, so changed, added and removed files re-run what they touch."""
+    corpus sources are observed first, so changed, added and removed files re-run what they touch.
+    With `-p dev`, partitioned assets are brought up to date in that split only."""
     _accept_shrink(accept_shrink)
     _rehash(rehash)
     settings = _settings()
@@ -244,7 +246,7 @@ def update(
 
     with _writing(settings, no_wait) as (defs, instance):
         try:
-            waves = run_update(defs, instance, selection, _progress, debug=bool(_state["debug"]))
+            waves = run_update(defs, instance, selection, _progress, debug=bool(_state["debug"]), partitions=partition)
         except ValueError as exc:
             _fail(str(exc))
     if not waves:

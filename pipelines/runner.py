@@ -702,15 +702,19 @@ def update(
     progress: ProgressFn | None = None,
     max_waves: int = 10,
     debug: bool = False,
+    partitions: list[str] | None = None,
 ) -> list[list[tuple[Target, bool, float]]]:
     """Materialize whatever is stale or missing, wave after wave, until all is fresh (a re-run
     asset can turn its children stale only once it has produced new data). A target that failed
-    (or was skipped for it) is not tried again in a later wave."""
+    (or was skipped for it) is not tried again in a later wave. With `partitions`, partitioned
+    assets are brought up to date in those partitions only (as `materialize -p` chooses them)."""
     keys = select(defs, selection)
+    wanted = set(targets(defs, keys, partitions)) if partitions else None
     waves = []
     failed: set[Target] = set()  # not retried in a later wave: the same code on the same data
     for _ in range(max_waves):
-        todo = [s.target for s in states(defs, instance, keys) if s.state != "fresh" and s.target not in failed]
+        todo = [s.target for s in states(defs, instance, keys) if s.state != "fresh" and s.target not in failed
+                and (wanted is None or s.target in wanted)]
         if not todo:
             break
         wave = run(defs, instance, todo, progress, debug)

@@ -156,7 +156,7 @@ class ParquetTable:
         previous = self.latest(partition)
         version = (previous.version if previous else 0) + 1
         meta = {
-            "content_hash": table_digest(table),
+            "content_hash": table_digest(table.drop_columns(list(self.schema.run_columns))),
             "table": self.schema.name,
             "schema_version": str(self.schema.version),
             "version": str(version),

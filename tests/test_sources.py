@@ -2,6 +2,7 @@
 
 Unit tests of the file observation (stat facts cached, content hashed only where they change),
 then real Dagster runs on a copy of the demo MELD: MELD's utterances, clip audio and text
+embeddings of every split, the dev split's frames, faces, transcripts and speaker and ASR
 embeddings, and what each change to the corpus turns stale and recomputes."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import shutil
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from storage.observe import observe, source_files
@@ -56,7 +58,10 @@ def test_a_symlink_is_not_followed(tmp_path):
 
 
 # -- Dagster on a copy of the demo MELD -------------------------------------------------------------
-SELECTION = "key:meld_utterances or key:clip_audio or key:text_embeddings"
+SELECTION = "key:meld_utterances or key:clip_audio or key:text_embeddings"  # every split
+# per clip, from the audio and the frames: the dev split only, to keep the module short
+FEATURES = ("key:transcripts or key:speaker_embeddings or key:asr_embeddings or key:clip_frames "
+            "or key:face_detections or key:face_embeddings")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +85,10 @@ def meld_store(tmp_path_factory, demo_meld_root):
 
 
 def _update(h) -> list[str]:
+    """`update` as a user runs it: the three assets on every split, then the features on dev."""
     from pipelines.runner import update
 
-    waves = update(h["defs"], h["instance"], SELECTION)
+    waves = update(h["defs"], h["instance"], SELECTION) + update(h["defs"], h["instance"], FEATURES, partitions=["dev"])
     assert all(ok for wave in waves for _, ok, _ in wave), waves
     return sorted(str(t) for wave in waves for t, _, _ in wave)
 
@@ -90,8 +96,10 @@ def _update(h) -> list[str]:
 def _stale(h) -> dict[str, str]:
     from pipelines.runner import select, states
 
-    return {str(s.target): s.reason for s in states(h["defs"], h["instance"], select(h["defs"], SELECTION))
-            if s.state != "fresh"}
+    features = set(select(h["defs"], FEATURES))
+    keys = select(h["defs"], f"{SELECTION} or {FEATURES}")
+    return {str(s.target): s.reason for s in states(h["defs"], h["instance"], keys)
+            if s.state != "fresh" and (s.target.key not in features or s.target.partition == "dev")}
 
 
 def _meta(h, asset: str, partition: str) -> dict:
@@ -133,6 +141,13 @@ def test_an_edited_csv_line_reruns_its_split_and_embeds_one_text(meld_store):
     assert "meld_utterances [dev]" in ran and not any("[train]" in r or "[test]" in r for r in ran)
     assert _meta(h, "text_embeddings", "dev")["computed"] == 1
     assert _meta(h, "clip_audio", "dev")["computed"] == 0, "no clip decoded for a text edit"
+    # clip_audio and clip_frames recomputed nothing, so their data versions stayed: transcripts
+    # and face detections did not run; the embeddings that read the utterances (their speaker
+    # labels) re-ran and embedded nothing
+    assert not {"transcripts [dev]", "face_detections [dev]"} & set(ran), ran
+    assert _meta(h, "clip_frames", "dev")["computed clips"] == 0
+    for name in ("speaker_embeddings", "asr_embeddings", "face_embeddings"):
+        assert f"{name} [dev]" not in ran or _meta(h, name, "dev")["computed"] == 0, name
     assert _update(h) == []
 
 
@@ -140,11 +155,14 @@ def test_an_added_clip_is_decoded_alone_and_a_deleted_one_leaves(meld_store):
     from storage import Store
 
     h = meld_store
+    store = Store(h["defs"].resources["store"].root)
     path = h["meld"] / "dev_sent_emo.csv"
     header, rows = _rows(path)
     dia, utt = header.index("Dialogue_ID"), header.index("Utterance_ID")
     clips = h["meld"] / "dev_splits_complete"
-    source = rows[0]
+    faces = store.parquet("face_detections").read("dev")
+    with_face = {i for i, status in zip(faces["id"], faces["status"]) if status == "ok"}
+    source = next(r for r in rows if f"dev/dia{r[dia]}_utt{r[utt]}" in with_face)  # a clip showing a face
     new = list(source)
     new[utt] = str(max(int(r[utt]) for r in rows if r[dia] == source[dia]) + 1)
     new[header.index("Utterance")] = "A line added with its own clip."
@@ -152,14 +170,24 @@ def test_an_added_clip_is_decoded_alone_and_a_deleted_one_leaves(meld_store):
     _write(path, header, [*rows, new])
     ran = _update(h)
     assert "meld_utterances [dev]" in ran
-    assert _meta(h, "clip_audio", "dev")["computed"] == 1
-    assert _meta(h, "text_embeddings", "dev")["computed"] == 1
+    added = f"dev/dia{new[dia]}_utt{new[utt]}"
+    faces = store.parquet("face_detections").read("dev")
+    accepted = sum(1 for i, status in zip(faces["id"], faces["status"]) if i == added and status == "ok")
+    assert accepted >= 1
+    computed = {name: _meta(h, name, "dev")[field] for name, field in (
+        ("clip_audio", "computed"), ("text_embeddings", "computed"), ("transcripts", "computed"),
+        ("speaker_embeddings", "computed"), ("asr_embeddings", "computed"),
+        ("clip_frames", "computed clips"), ("face_detections", "clips detected"), ("face_embeddings", "computed"))}
+    assert computed == {"clip_audio": 1, "text_embeddings": 1, "transcripts": 1, "speaker_embeddings": 1,
+                        "asr_embeddings": 1, "clip_frames": 1, "face_detections": 1,
+                        "face_embeddings": accepted}, computed
 
     (clips / f"dia{new[dia]}_utt{new[utt]}.mp4").unlink()
     _write(path, header, rows)
     assert "meld_utterances [dev]" in _stale(h)
     _update(h)
-    store = Store(h["defs"].resources["store"].root)
-    ids = set(store.parquet("clip_audio").read("dev")["id"])
-    assert f"dev/dia{new[dia]}_utt{new[utt]}" not in ids
+    for name in ("clip_audio", "transcripts", "clip_frames", "face_detections"):
+        assert added not in set(store.parquet(name).read("dev")["id"]), name
+    for name in ("speaker_embeddings", "face_embeddings", "text_embeddings"):
+        assert not store.lance(name).read(columns=["id"]).filter(pl.col("id") == added).height, name
     assert _meta(h, "clip_audio", "dev")["computed"] == 0

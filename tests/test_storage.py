@@ -77,6 +77,21 @@ def test_parquet_metadata_is_in_the_file_footer(tmp_path):
     assert meta[b"emostore.producer"] == b"test"
 
 
+def test_a_run_column_is_left_out_of_the_content_hash(tmp_path):
+    """`reused` says how a row was written, not what it holds: a re-run that carried every row
+    gets the same content hash (data version); a changed value does not."""
+    schema = TableSchema(name="test_reuse", version=1, run_columns=("reused",), schema=pa.schema([
+        pa.field("id", pa.string(), nullable=False), pa.field("value", pa.float64()), pa.field("reused", pa.bool_())]))
+    table = ParquetTable(str(tmp_path), schema)
+    first = table.write(pl.DataFrame({"id": ["a", "b"], "value": [1.0, 2.0], "reused": [False, False]}))
+    carried = table.write(pl.DataFrame({"id": ["a", "b"], "value": [1.0, 2.0], "reused": [True, True]}))
+    changed = table.write(pl.DataFrame({"id": ["a", "b"], "value": [1.0, 3.0], "reused": [True, False]}))
+    assert first.metadata["content_hash"] == carried.metadata["content_hash"] != changed.metadata["content_hash"]
+    assert table.read(version=carried.version)["reused"].to_list() == [True, True]  # still stored
+    with pytest.raises(SchemaError, match="run columns"):
+        TableSchema(name="bad", version=1, run_columns=("nope",), schema=pa.schema([pa.field("id", pa.string())]))
+
+
 def test_partitions_are_versioned_independently(tmp_path):
     table = ParquetTable(str(tmp_path), ITEMS)
     table.write(items("train", 3), partition="train")

@@ -46,6 +46,10 @@ class TableSchema:
     # root and read back joined with the root the table is opened under, so a store that is
     # copied or moved reads its own media (and its rows, hence its data versions, stay equal).
     store_paths: tuple[str, ...] = ()
+    # Columns that describe the run that wrote a row rather than its data (`reused`: carried
+    # from the previous version): left out of a version's `content_hash`, the data version, so a
+    # re-run that recomputed nothing turns nothing downstream stale.
+    run_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.format not in ("parquet", "lance"):
@@ -54,6 +58,8 @@ class TableSchema:
         missing = [k for k in self.key if k not in names]
         if missing:
             raise SchemaError(f"{self.name}: key columns {missing} are not in the schema")
+        if set(self.run_columns) - names:
+            raise SchemaError(f"{self.name}: run columns {sorted(set(self.run_columns) - names)} are not in the schema")
         if self.partition_by and self.partition_by not in names:
             raise SchemaError(f"{self.name}: partition column {self.partition_by!r} not in schema")
         if unknown := [c for c in self.indexes if c not in names]:
