@@ -1,24 +1,30 @@
-"""MTCNN's pyramid step as a detector param: it reaches MTCNN, leaves the default (and so every
-stored detection) unchanged, and a coarser pyramid still finds the real RAVDESS talking face,
-once per frame, where the default does."""
+"""MTCNN's pyramid step as a detector param: it reaches MTCNN, defaults to 0.6 (coarser than
+facenet-pytorch's 0.709; detections version 2), and the coarser pyramid still finds the real RAVDESS
+talking face, once per frame, where facenet-pytorch's step does."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models.encoders.face_detect import MTCNN_SCALE_FACTOR, DetectionOptions, load_detector, screen
+from models.encoders.face_detect import (
+    DEFAULT_SCALE_FACTOR,
+    MTCNN_SCALE_FACTOR,
+    DetectionOptions,
+    load_detector,
+    screen,
+)
 from models.spec import ModelSpec
 from tests.conftest import shared_data
 
 RAVDESS_CLIP = ("audio", "ravdess_actor01", "01-01-01-01-01-01-01.mp4")
 
 
-def test_scale_factor_reaches_mtcnn_and_defaults_to_facenet_pytorchs():
+def test_scale_factor_reaches_mtcnn_and_defaults_to_the_coarser_step():
     default = load_detector(ModelSpec("face_detector", "mtcnn"), DetectionOptions())
-    coarse = load_detector(ModelSpec("face_detector", "mtcnn", params={"scale_factor": 0.6}), DetectionOptions())
-    assert default._mtcnn.factor == MTCNN_SCALE_FACTOR == 0.709
-    assert coarse._mtcnn.factor == 0.6
+    fine = load_detector(ModelSpec("face_detector", "mtcnn", params={"scale_factor": 0.709}), DetectionOptions())
+    assert default._mtcnn.factor == DEFAULT_SCALE_FACTOR == 0.6
+    assert fine._mtcnn.factor == MTCNN_SCALE_FACTOR == 0.709
 
 
 @pytest.mark.realdata

@@ -23,7 +23,8 @@ from storage import Status, Store, content_hash, media
 from storage.schemas.meld import CLIP_FRAMES
 from storage.schemas.vision import FACE_DETECTIONS
 
-DETECTIONS_VERSION = "1"  # bump when detection, screening or cropping changes what is written
+DETECTIONS_VERSION = "2"  # bump when detection, screening or cropping changes what is written
+# 2: MTCNN pyramid step 0.6, box-mean downscale, R/O-nets channels-last, PNG crops at deflate level 1
 NOT_DETECTED = "no frames: "
 REJECTED = (str(Status.SMALL_FACE), str(Status.LOW_SCORE))
 CLIPS_PER_BATCH = 16  # clips whose frames go through the detector together (about 50 frames)
