@@ -10,6 +10,11 @@ Levers: MTCNN's pyramid step (`[encoders.face_detector] params.scale_factor`), M
 face at the detection scale (`min_face`; the default 20 px is what `[faces] min_size` 40 px needs
 in a 1280-px frame downscaled to 640), and embedding crops one call each instead of one batch.
 Writes benchmarks/results/vision_levers.json.
+
+Measured when dlib's own ResNet (about half the CPU then) still embedded: the levers here moved
+little because the cost sat in that network. benchmarks/vision.py now measures the vision path
+before vs after (the ResNet in PyTorch, channels-last R/O-nets, box-mean downscale, pyramid step 0.6)
+with a per-component breakdown; its "after, ..." variants put each lever back one at a time.
 """
 
 from __future__ import annotations
