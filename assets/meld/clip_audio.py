@@ -126,25 +126,7 @@ def clip_audio(context: AssetExecutionContext, store: StoreResource, corpora: Co
 
     frame = pl.from_arrow(CLIP_AUDIO.conform([rows[u] for u in utterances["id"]]))
     version = table.write(frame, partition=split, fingerprint=AUDIO_VERSION)
-    ok = utterances.filter(pl.col("status") == "ok").select("id", "media_duration_s").join(
-        frame.select("id", "status", "duration_s"), on="id", how="left")
-    mismatched = ok.filter(
-        (pl.col("status") == "ok")
-        & ((pl.col("duration_s") - pl.col("media_duration_s")).abs() > DURATION_TOLERANCE_S)
-    )
-    checks = [
-        dg.AssetCheckResult(
-            check_name="every_utterance_accounted",
-            passed=frame.height == utterances.height and ok["status"].null_count() == 0,
-            metadata={"utterances": utterances.height, "rows": frame.height},
-        ),
-        dg.AssetCheckResult(
-            check_name="audio_matches_clip", passed=mismatched.height == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"mismatched clips": mismatched.height,
-                      "examples": dg.MetadataValue.json(mismatched.head(5).to_dicts())},
-        ),
-    ]
+    checks = _checks(utterances, frame)
     chosen = frame.filter(pl.col("status") == "ok")["channels_used"].cast(pl.List(pl.String)).list.join("+")
     return table_result(
         frame,
@@ -159,3 +141,28 @@ def clip_audio(context: AssetExecutionContext, store: StoreResource, corpora: Co
             "table version": version.version,
         },
     )
+
+
+def _checks(utterances, frame) -> list[dg.AssetCheckResult]:
+    """Every utterance has its row; decoded audio lasts as long as its clip says."""
+    import polars as pl
+
+    ok = utterances.filter(pl.col("status") == "ok").select("id", "media_duration_s").join(
+        frame.select("id", "status", "duration_s"), on="id", how="left")
+    mismatched = ok.filter(
+        (pl.col("status") == "ok")
+        & ((pl.col("duration_s") - pl.col("media_duration_s")).abs() > DURATION_TOLERANCE_S)
+    )
+    return [
+        dg.AssetCheckResult(
+            check_name="every_utterance_accounted",
+            passed=frame.height == utterances.height and ok["status"].null_count() == 0,
+            metadata={"utterances": utterances.height, "rows": frame.height},
+        ),
+        dg.AssetCheckResult(
+            check_name="audio_matches_clip", passed=mismatched.height == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"mismatched clips": mismatched.height,
+                      "examples": dg.MetadataValue.json(mismatched.head(5).to_dicts())},
+        ),
+    ]

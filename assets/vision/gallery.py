@@ -100,10 +100,9 @@ def speaker_gallery(
     context: AssetExecutionContext, store: StoreResource, face_embedder: EncoderResource, gallery: GalleryResource
 ) -> dg.MaterializeResult:
     """Reference face embeddings per speaker, after human review and outlier rejection."""
-    import numpy as np
     import polars as pl
 
-    from models.face_gallery import GalleryOptions, build_reference
+    from models.face_gallery import GalleryOptions
 
     root = store.store()
     review = gallery.review()
@@ -114,32 +113,12 @@ def speaker_gallery(
 
     fingerprint = embedder_fingerprint(face_embedder)
     vectors = _vectors(embeddings_table(root, face_embedder), fingerprint)
-    speakers = sorted({c["speaker"] for c in candidates})
     gallery_rows, face_rows = [], []
-    for speaker in speakers:
-        mine = [c for c in candidates if c["speaker"] == speaker]
-        usable = [c for c in mine if c["reviewed"] != "excluded" and c["crop_id"] in vectors]
-        stacked = np.stack([vectors[c["crop_id"]] for c in usable]) if usable else np.zeros((0, 1), np.float32)
-        trusted = np.array([c["reviewed"] == "reassigned" for c in usable], bool)
-        reference = build_reference(stacked, options, trusted)
-        verdicts = {c["crop_id"]: (bool(i), float(s)) for c, i, s in zip(usable, reference.inlier, reference.similarity)}
-        for c in mine:
-            inlier, similarity = verdicts.get(c["crop_id"], (False, None))
-            verdict = "excluded" if c["reviewed"] == "excluded" else "member" if inlier else "outlier"
-            face_rows.append({**c, "similarity": similarity, "verdict": verdict})
-        members = int(reference.inlier.sum())
-        gallery_rows.append({
-            "speaker": speaker,
-            "utterances": len({c["id"] for c in mine if c["reviewed"] != "reassigned"}),
-            "faces": len(usable), "members": members, "outliers": len(usable) - members,
-            "excluded": sum(c["reviewed"] == "excluded" for c in mine),
-            "reassigned_in": sum(c["reviewed"] == "reassigned" for c in mine),
-            "spread": float((stacked[reference.inlier] @ reference.vector).mean()) if reference.vector is not None else None,
-            "fingerprint": fingerprint,
-            "vector": None if reference.vector is None else reference.vector.tolist(),
-            "status": str(Status.OK) if reference.vector is not None else str(Status.NO_FACE),
-            "reason": "" if reference.vector is not None else "no face of this speaker survived review and outlier rejection",
-        })
+    for speaker in sorted({c["speaker"] for c in candidates}):
+        person, faces = speaker_reference(speaker, [c for c in candidates if c["speaker"] == speaker],
+                                          vectors, options, fingerprint)
+        gallery_rows.append(person)
+        face_rows.extend(faces)
 
     people = pl.from_arrow(SPEAKER_GALLERY.conform(gallery_rows or SPEAKER_GALLERY.schema.empty_table()))
     crops = pl.from_arrow(SPEAKER_GALLERY_FACES.conform(face_rows or SPEAKER_GALLERY_FACES.schema.empty_table()))
@@ -169,6 +148,41 @@ def speaker_gallery(
         sample_columns=["speaker", "utterances", "faces", "members", "outliers", "excluded", "spread", "status"],
         metadata=metadata,
     )
+
+
+def speaker_reference(speaker: str, mine: list[dict[str, Any]], vectors: dict[str, Any], options,
+                      fingerprint: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One speaker's gallery row (the reference vector from its usable faces, after review and
+    outlier rejection) and a verdict row per candidate face."""
+    import numpy as np
+
+    from models.face_gallery import build_reference
+
+    usable = [c for c in mine if c["reviewed"] != "excluded" and c["crop_id"] in vectors]
+    stacked = np.stack([vectors[c["crop_id"]] for c in usable]) if usable else np.zeros((0, 1), np.float32)
+    trusted = np.array([c["reviewed"] == "reassigned" for c in usable], bool)
+    reference = build_reference(stacked, options, trusted)
+    verdicts = {c["crop_id"]: (bool(i), float(s)) for c, i, s in zip(usable, reference.inlier, reference.similarity)}
+    faces = []
+    for c in mine:
+        inlier, similarity = verdicts.get(c["crop_id"], (False, None))
+        verdict = "excluded" if c["reviewed"] == "excluded" else "member" if inlier else "outlier"
+        faces.append({**c, "similarity": similarity, "verdict": verdict})
+    members = int(reference.inlier.sum())
+    found = reference.vector is not None
+    person = {
+        "speaker": speaker,
+        "utterances": len({c["id"] for c in mine if c["reviewed"] != "reassigned"}),
+        "faces": len(usable), "members": members, "outliers": len(usable) - members,
+        "excluded": sum(c["reviewed"] == "excluded" for c in mine),
+        "reassigned_in": sum(c["reviewed"] == "reassigned" for c in mine),
+        "spread": float((stacked[reference.inlier] @ reference.vector).mean()) if found else None,
+        "fingerprint": fingerprint,
+        "vector": reference.vector.tolist() if found else None,
+        "status": str(Status.OK) if found else str(Status.NO_FACE),
+        "reason": "" if found else "no face of this speaker survived review and outlier rejection",
+    }
+    return person, faces
 
 
 def _vectors(table, fingerprint: str) -> dict[str, Any]:
