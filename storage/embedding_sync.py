@@ -135,101 +135,140 @@ def sync(
     encoder). `load()` gives an encoder with `.dim`; `encode(encoder, rows)` gives one
     `Embedded` per row of a chunk, in order. Rows whose `status` is not in `encodable` are
     stored without encoding."""
-    import polars as pl
-
     table = table.sized()  # the vector size the table holds
     columns = [f.name for f in table.schema.schema if f.name != VECTOR]
-    has_status = "status" in columns and "status" in wanted.columns
     if len(set(wanted["key"])) != wanted.height:
         raise ValueError(f"{table.schema.name}: wanted rows repeat a key")
+    has_status = "status" in columns and "status" in wanted.columns
+    diff = _Diff.of(table, scope, wanted, attributes, columns, reuse_by)
+    work = _Work.plan(table, scope, diff.new, has_status, encodable, reuse_by)
 
-    stored = _stored(table, scope, ["key", *attributes, *(["status"] if "status" in columns else []),
-                                    *([reuse_by] if reuse_by else [])])
-    retried = set(stored.filter(pl.col("status") == Status.ENCODER_FAILED)["key"]) if "status" in stored.columns else set()
-    held = set(stored["key"]) - retried
-    wanted_keys = set(wanted["key"])
-    stale = [k for k in stored["key"] if k not in wanted_keys]
-    new = wanted.filter(~pl.col("key").is_in(list(held)))
-    stored_sig = dict(zip(stored["key"], _signature(stored, attributes)))
-    changed = [k for k, s in zip(wanted["key"], _signature(wanted, attributes)) if k in held and stored_sig[k] != s]
-
-    def plan(new, vectors: dict[str, np.ndarray]):
-        """(rows to encode, new rows taking a stored vector): equal `reuse_by` values once."""
-        encodable_rows = new.filter(pl.col("status").is_in([str(s) for s in encodable])) if has_status else new
-        if not reuse_by:
-            return encodable_rows, 0
-        unknown = encodable_rows.filter(~pl.col(reuse_by).is_in(list(vectors)))
-        return unknown.unique(reuse_by, keep="first", maintain_order=True), encodable_rows.height - unknown.height
-
-    vectors: dict[str, np.ndarray] = {}  # reuse value -> a stored vector
-    if reuse_by and new.height:
-        vectors = _vectors_by(table, scope, reuse_by, set(new[reuse_by]))
-    to_compute, reused = plan(new, vectors)
-
-    results: dict[str, Embedded] = {}  # key (or reuse value) -> result
     seconds = 0.0
-    if to_compute.height:
+    if work.to_compute.height:
         encoder = load()
-        if encoder.dim != table.vector_dim:
+        if encoder.dim != table.vector_dim:  # another size: the table starts afresh, all is new
             table = table.for_vectors(encoder.dim, log=warn or log)
-            stored, held, changed = _stored(table, scope, ["key"]), set(), []
-            new, stale, vectors = wanted, [], {}
-            to_compute, reused = plan(new, vectors)
+            diff = _Diff(stored=_stored(table, scope, ["key"]), new=wanted, changed=[], stale=[])
+            work = _Work.plan(table, scope, wanted, has_status, encodable, reuse_by, vectors={})
         start = time.perf_counter()
-        ident = reuse_by or "key"
-        for begin in range(0, to_compute.height, chunk):
-            rows = to_compute.slice(begin, chunk)
-            out = encode(encoder, rows)
-            if len(out) != rows.height:
-                raise RuntimeError(f"{table.schema.name}: the encoder gave {len(out)} results for {rows.height} rows")
-            results.update(zip(rows[ident], out))
-            log(f"{table.schema.name}: embedded {min(begin + chunk, to_compute.height)}/{to_compute.height}")
+        work.encode(table.schema.name, encoder, encode, chunk, log)
         seconds = time.perf_counter() - start
 
-    def result_of(row: dict) -> Embedded | None:
-        if reuse_by:
-            value = row[reuse_by]
-            if value in vectors:
-                return Embedded(vectors[value])
-            return results.get(value)
-        return results.get(row["key"])
-
-    dim = table.vector_dim
-    frames = []
-    if new.height:
-        frames.append(_new_rows(table, new, result_of, has_status))
-    if changed:
-        kept = pl.from_arrow(table.read_arrow(where=scope)).filter(pl.col("key").is_in(changed))
-        fresh = wanted.filter(pl.col("key").is_in(changed)).select("key", *attributes)
-        kept = kept.drop(*attributes).join(fresh, on="key").select(table.schema.schema.names)
-        frames.append(kept)
-    version = None
-    if frames or stale:
-        frame = pl.concat([f.cast(frames[0].schema) for f in frames]) if frames else \
-            pl.from_arrow(table.schema.schema.empty_table())
-        if stale and frame.height == 0:
-            version = table.delete(_keys_predicate(stale, scope, stored.height), tag=tag)
-        elif stale:
-            version = table.replace_where(frame, _keys_predicate(stale, scope, stored.height), tag=tag)
-        else:
-            version = table.upsert(frame, tag=tag)
-        if "speaker" in columns:
-            table.ensure_scalar_index("speaker")  # BITMAP: exact prefiltered search by speaker
-
+    version = _write(table, diff, wanted, scope, attributes, work, has_status, tag)
+    if version is not None and "speaker" in columns:
+        table.ensure_scalar_index("speaker")  # BITMAP: exact prefiltered search by speaker
     # the scope as the table now holds it: statuses the encoder gave, attributes as refreshed
-    rows = _stored(table, scope, columns)
     return SyncResult(
-        rows=rows,
-        computed=to_compute.height,
-        reused=reused,
-        added=new.height,
-        updated=len(changed),
-        deleted=len(stale),
-        failed=sum(r.vector is None for r in results.values()),
+        rows=_stored(table, scope, columns),
+        computed=work.to_compute.height,
+        reused=work.reused,
+        added=diff.new.height,
+        updated=len(diff.changed),
+        deleted=len(diff.stale),
+        failed=sum(r.vector is None for r in work.results.values()),
         seconds=seconds,
         version=version,
-        dim=dim,
+        dim=table.vector_dim,
     )
+
+
+@dataclasses.dataclass
+class _Diff:
+    """Wanted rows against the scope's stored rows: keys new to it (and keys an encoder failed
+    on, computed again), held keys whose attributes changed, stored keys no longer wanted."""
+
+    stored: Any
+    new: Any
+    changed: list[str]
+    stale: list[str]
+
+    @classmethod
+    def of(cls, table: LanceTable, scope: str, wanted, attributes: Sequence[str], columns: list[str],
+           reuse_by: str | None) -> _Diff:
+        import polars as pl
+
+        stored = _stored(table, scope, ["key", *attributes, *(["status"] if "status" in columns else []),
+                                        *([reuse_by] if reuse_by else [])])
+        retried = set(stored.filter(pl.col("status") == Status.ENCODER_FAILED)["key"]) if "status" in stored.columns else set()
+        held = set(stored["key"]) - retried
+        wanted_keys = set(wanted["key"])
+        stored_sig = dict(zip(stored["key"], _signature(stored, attributes)))
+        return cls(
+            stored=stored,
+            new=wanted.filter(~pl.col("key").is_in(list(held))),
+            changed=[k for k, s in zip(wanted["key"], _signature(wanted, attributes)) if k in held and stored_sig[k] != s],
+            stale=[k for k in stored["key"] if k not in wanted_keys],
+        )
+
+
+@dataclasses.dataclass
+class _Work:
+    """The new rows to encode (equal `reuse_by` values once), the stored vectors new rows take
+    instead, and the encoder's results by key (or reuse value)."""
+
+    to_compute: Any
+    reused: int
+    vectors: dict[str, np.ndarray]  # reuse value -> a stored vector
+    reuse_by: str | None
+    results: dict[str, Embedded] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def plan(cls, table: LanceTable, scope: str, new, has_status: bool, encodable: Sequence[str],
+             reuse_by: str | None, vectors: dict[str, np.ndarray] | None = None) -> _Work:
+        import polars as pl
+
+        rows = new.filter(pl.col("status").is_in([str(s) for s in encodable])) if has_status else new
+        if not reuse_by:
+            return cls(rows, 0, {}, None)
+        if vectors is None:
+            vectors = _vectors_by(table, scope, reuse_by, set(new[reuse_by])) if new.height else {}
+        unknown = rows.filter(~pl.col(reuse_by).is_in(list(vectors)))
+        return cls(unknown.unique(reuse_by, keep="first", maintain_order=True), rows.height - unknown.height,
+                   vectors, reuse_by)
+
+    def encode(self, name: str, encoder, encode: Callable[[Any, Any], list[Embedded]], chunk: int,
+               log: Callable[[str], None]) -> None:
+        ident = self.reuse_by or "key"
+        total = self.to_compute.height
+        for begin in range(0, total, chunk):
+            rows = self.to_compute.slice(begin, chunk)
+            out = encode(encoder, rows)
+            if len(out) != rows.height:
+                raise RuntimeError(f"{name}: the encoder gave {len(out)} results for {rows.height} rows")
+            self.results.update(zip(rows[ident], out))
+            log(f"{name}: embedded {min(begin + chunk, total)}/{total}")
+
+    def result_of(self, row: dict) -> Embedded | None:
+        if self.reuse_by:
+            value = row[self.reuse_by]
+            if value in self.vectors:
+                return Embedded(self.vectors[value])
+            return self.results.get(value)
+        return self.results.get(row["key"])
+
+
+def _write(table: LanceTable, diff: _Diff, wanted, scope: str, attributes: Sequence[str], work: _Work,
+           has_status: bool, tag: str) -> int | None:
+    """New rows, refreshed attributes and deletions as one commit; None when nothing changed."""
+    import polars as pl
+
+    frames = []
+    if diff.new.height:
+        frames.append(_new_rows(table, diff.new, work.result_of, has_status))
+    if diff.changed:
+        kept = pl.from_arrow(table.read_arrow(where=scope)).filter(pl.col("key").is_in(diff.changed))
+        fresh = wanted.filter(pl.col("key").is_in(diff.changed)).select("key", *attributes)
+        frames.append(kept.drop(*attributes).join(fresh, on="key").select(table.schema.schema.names))
+    if not frames and not diff.stale:
+        return None
+    frame = pl.concat([f.cast(frames[0].schema) for f in frames]) if frames else \
+        pl.from_arrow(table.schema.schema.empty_table())
+    if not diff.stale:
+        return table.upsert(frame, tag=tag)
+    where = _keys_predicate(diff.stale, scope, diff.stored.height)
+    if frame.height == 0:
+        return table.delete(where, tag=tag)
+    return table.replace_where(frame, where, tag=tag)
 
 
 def _stored(table: LanceTable, scope: str, columns: list[str]):
