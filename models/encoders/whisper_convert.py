@@ -112,60 +112,67 @@ def openai_state_dict(ct2: Ct2Model) -> dict[str, np.ndarray]:
     weights = [v for k, v in ct2.variables.items() if k.endswith("/weight")]
     if any(w.dtype not in (np.float16, np.float32) for w in weights):
         raise ConversionError("quantized (int8/int16) CTranslate2 weights cannot be converted losslessly")
-    state: dict[str, np.ndarray] = {}
+    out = _StateDict(ct2)
+    out.linear("encoder.conv1", "encoder/conv1")
+    out.linear("encoder.conv2", "encoder/conv2")
+    out.state["encoder.positional_embedding"] = ct2["encoder/position_encodings/encodings"]
+    for i in range(ct2.count_layers("encoder")):
+        out.block(f"encoder.blocks.{i}", f"encoder/layer_{i}", cross=False)
+    out.norm("encoder.ln_post", "encoder/layer_norm")
 
-    def linear(target: str, source: str, bias: bool = True) -> None:
-        state[f"{target}.weight"] = ct2[f"{source}/weight"]
+    out.state["decoder.token_embedding.weight"] = ct2["decoder/embeddings/weight"]
+    out.state["decoder.positional_embedding"] = ct2["decoder/position_encodings/encodings"]
+    for i in range(ct2.count_layers("decoder")):
+        out.block(f"decoder.blocks.{i}", f"decoder/layer_{i}", cross=True)
+    out.norm("decoder.ln", "decoder/layer_norm")
+
+    projection = ct2.variables.get("decoder/projection/weight")
+    if projection is not None and not np.array_equal(projection, out.state["decoder.token_embedding.weight"]):
+        raise ConversionError("output projection is not tied to the token embedding (openai-whisper ties them)")
+    return out.state
+
+
+class _StateDict:
+    """openai-whisper's state dict, filled from CTranslate2's variables layer by layer."""
+
+    def __init__(self, ct2: Ct2Model) -> None:
+        self.ct2 = ct2
+        self.state: dict[str, np.ndarray] = {}
+
+    def linear(self, target: str, source: str, bias: bool = True) -> None:
+        self.state[f"{target}.weight"] = self.ct2[f"{source}/weight"]
         if bias:
-            state[f"{target}.bias"] = ct2[f"{source}/bias"]
+            self.state[f"{target}.bias"] = self.ct2[f"{source}/bias"]
 
-    def norm(target: str, source: str) -> None:
-        state[f"{target}.weight"] = ct2[f"{source}/gamma"]
-        state[f"{target}.bias"] = ct2[f"{source}/beta"]
+    def norm(self, target: str, source: str) -> None:
+        self.state[f"{target}.weight"] = self.ct2[f"{source}/gamma"]
+        self.state[f"{target}.bias"] = self.ct2[f"{source}/beta"]
 
-    def split_fused(target: str, source: str, parts: tuple[str, ...]) -> None:
+    def split_fused(self, target: str, source: str, parts: tuple[str, ...]) -> None:
         """A fused (len(parts) * D, D) projection into openai's separate query/key/value."""
-        weight, bias = ct2[f"{source}/weight"], ct2[f"{source}/bias"]
+        weight, bias = self.ct2[f"{source}/weight"], self.ct2[f"{source}/bias"]
         n_state = weight.shape[1]
         for i, part in enumerate(parts):
             rows = slice(i * n_state, (i + 1) * n_state)
-            state[f"{target}.{part}.weight"] = weight[rows]
+            self.state[f"{target}.{part}.weight"] = weight[rows]
             if part == "key":
                 if np.any(bias[rows] != 0):
                     raise ConversionError(f"{source}: non-zero key bias (openai-whisper has none)")
             else:
-                state[f"{target}.{part}.bias"] = bias[rows]
+                self.state[f"{target}.{part}.bias"] = bias[rows]
 
-    def block(target: str, source: str, cross: bool) -> None:
-        norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
-        split_fused(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
-        linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+    def block(self, target: str, source: str, cross: bool) -> None:
+        self.norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
+        self.split_fused(f"{target}.attn", f"{source}/self_attention/linear_0", ("query", "key", "value"))
+        self.linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
         if cross:
-            norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
-            linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
-            split_fused(f"{target}.cross_attn", f"{source}/attention/linear_1", ("key", "value"))
-            linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
-        norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
-        linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
-        linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
-
-    linear("encoder.conv1", "encoder/conv1")
-    linear("encoder.conv2", "encoder/conv2")
-    state["encoder.positional_embedding"] = ct2["encoder/position_encodings/encodings"]
-    for i in range(ct2.count_layers("encoder")):
-        block(f"encoder.blocks.{i}", f"encoder/layer_{i}", cross=False)
-    norm("encoder.ln_post", "encoder/layer_norm")
-
-    state["decoder.token_embedding.weight"] = ct2["decoder/embeddings/weight"]
-    state["decoder.positional_embedding"] = ct2["decoder/position_encodings/encodings"]
-    for i in range(ct2.count_layers("decoder")):
-        block(f"decoder.blocks.{i}", f"decoder/layer_{i}", cross=True)
-    norm("decoder.ln", "decoder/layer_norm")
-
-    projection = ct2.variables.get("decoder/projection/weight")
-    if projection is not None and not np.array_equal(projection, state["decoder.token_embedding.weight"]):
-        raise ConversionError("output projection is not tied to the token embedding (openai-whisper ties them)")
-    return state
+            self.norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
+            self.linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
+            self.split_fused(f"{target}.cross_attn", f"{source}/attention/linear_1", ("key", "value"))
+            self.linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
+        self.norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
+        self.linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
+        self.linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
 
 
 def alignment_heads(ct2_dir: Path, dims: dict[str, int]) -> np.ndarray | None:
