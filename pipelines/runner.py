@@ -533,24 +533,13 @@ def run(
     graph = _graph(defs)
     assets_defs = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     resources = defs.resources or {}
-    failed: set[Target] = set()
-    outcome: dict[Target, tuple[bool, float]] = {}
-    number = {t: i for i, t in enumerate(work, 1)}
-    wanted = set(work)
+    outcomes = _Outcomes(work, progress)
     for planned in plan(graph, work, one_run_per_target):
-        todo = []
-        for target in planned.targets:  # a failure in an earlier run: its downstream is skipped
-            if upstream(graph, target, wanted) & failed:
-                if progress:
-                    progress(number[target], len(work), target, "skipped (upstream failed)", 0.0)
-                failed.add(target)
-                outcome[target] = (False, 0.0)
-            else:
-                todo.append(target)
+        todo = outcomes.runnable(graph, planned.targets)
         if not todo:
             continue
         planned = PlannedRun(planned.partition, planned.partitions_def, todo)
-        steps = _StepProgress(instance, graph, planned, number, len(work), progress)
+        steps = _StepProgress(instance, graph, planned, outcomes.number, len(work), progress)
         tags = {**run_tags(), RUN_PLAN_TAG: steps.token}
         result = _in_worker_thread(
             dg.materialize,
@@ -565,22 +554,53 @@ def run(
             on_wait=steps.poll,
         )
         steps.poll(final=True)
+        outcomes.record(todo, result, steps, resources)
+    return [(t, *outcomes.outcome[t]) for t in work]
+
+
+class _Outcomes:
+    """Per target of one `run`: materialized or not, and its step seconds; a target whose
+    upstream failed is skipped and reported so."""
+
+    def __init__(self, work: list[Target], progress: ProgressFn | None) -> None:
+        self.work, self.progress = work, progress
+        self.wanted = set(work)
+        self.number = {t: i for i, t in enumerate(work, 1)}
+        self.failed: set[Target] = set()
+        self.outcome: dict[Target, tuple[bool, float]] = {}
+
+    def _report(self, target: Target, what: str, took: float) -> None:
+        if self.progress:
+            self.progress(self.number[target], len(self.work), target, what, took)
+
+    def runnable(self, graph, targets: list[Target]) -> list[Target]:
+        """The targets whose upstream in this work did not fail (the others are skipped)."""
+        todo = []
+        for target in targets:
+            if upstream(graph, target, self.wanted) & self.failed:
+                self._report(target, "skipped (upstream failed)", 0.0)
+                self.failed.add(target)
+                self.outcome[target] = (False, 0.0)
+            else:
+                todo.append(target)
+        return todo
+
+    def record(self, todo: list[Target], result, steps: _StepProgress, resources) -> None:
         done = {e.asset_key for e in result.get_asset_materialization_events()}
         for target in todo:
             ok = target.key in done and target not in steps.failed_targets
             took = steps.took.get(target, 0.0)
             if not ok:
-                failed.add(target)
-            if progress and target not in steps.reported:
+                self.failed.add(target)
+            if target not in steps.reported:
                 if ok:
                     what = "done"
                 elif target in steps.failed_targets or not result.get_step_failure_events():
                     what = f"FAILED: {_located(failure_cause(result, steps.step_of(target)), resources)}"
                 else:
                     what = "skipped (upstream failed)"
-                progress(number[target], len(work), target, what, took)
-            outcome[target] = (ok, took)
-    return [(t, *outcome[t]) for t in work]
+                self._report(target, what, took)
+            self.outcome[target] = (ok, took)
 
 
 RUN_PLAN_TAG = "emostore/plan"  # a token per planned run: the waiting thread finds its run by it
