@@ -214,7 +214,8 @@ class MTCNNDetector:
         for i, frame in enumerate(frames):
             by_shape.setdefault(frame.shape, []).append(i)
         for indices in by_shape.values():
-            small, factor = zip(*(downscale(frames[i], self.options.max_side, self.reducing_gap) for i in indices))
+            small, factor = zip(*(downscale(frames[i], self.options.max_side, self.reducing_gap)
+                                  for i in indices))
             boxes, probs, points = self._mtcnn.detect(np.stack(small), landmarks=True)
             for i, f, b, p, l in zip(indices, factor, boxes, probs, points):
                 out[i] = _mtcnn_faces(b, p, l, f)
