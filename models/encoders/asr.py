@@ -21,7 +21,7 @@ import dataclasses
 import math
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,9 @@ ENCODER_FRAMES_PER_SECOND = MEL_FRAMES_PER_SECOND // 2  # 50: the encoder's seco
 WINDOW_SECONDS = 30  # Whisper's one input window
 MAX_TEXT_TOKENS = 448  # the decoder's context, prompt included
 PROMPT_ALLOWANCE = 8  # start-of-transcript, language, task, no-timestamps, with room to spare
+# padded_log_mel: the last computed frame starts 440+ samples past the clip, beyond its STFT
+# window's half width (200), and its reflect-padded end sees zeros only
+SILENT_FRAME_MARGIN = 5 * HOP_LENGTH  # 800 samples
 
 
 
@@ -48,7 +51,11 @@ class AsrOptions:
 
     language: str | None = None  # None: "en" for English-only models, else detected per clip
     beam_size: int = 5
-    batch_size: int = 8
+    batch_size: int = 8  # clips per decoder call
+    # clips per encoder call: the encoder's activations for more than a few 10 s windows
+    # outgrow the CPU caches (tiny.en int8 on 2 cores, 10 s windows: 0.036 CPU s per clip at 2
+    # or 4 per call, 0.061 at 8, 0.086 at 16), so a decoder batch is encoded a few at a time
+    encoder_batch_size: int = 2
     fast: bool = True  # the short-clip method; False: default transcribe for every clip
     min_window_seconds: float = 10.0  # shorter windows loop and cut endings (WER 42% at 5 s)
     tokens_per_second: float = 12.0  # output cap: tokens_per_second * duration + token_margin
@@ -72,6 +79,8 @@ class AsrOptions:
         if unknown:
             raise AsrConfigError(f"unknown ASR params {unknown}; known: {', '.join(sorted(known))}")
         options = cls(**params)
+        if options.batch_size < 1 or options.encoder_batch_size < 1:
+            raise AsrConfigError("batch_size and encoder_batch_size must be at least 1")
         if options.embedding_window not in ("clip", "full"):
             raise AsrConfigError(f"embedding_window must be 'clip' or 'full', not {options.embedding_window!r}")
         return options
@@ -130,6 +139,33 @@ def pad_to(samples: np.ndarray, seconds: float) -> np.ndarray:
     return out
 
 
+def padded_log_mel(samples: np.ndarray, seconds: float, log_mel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`log_mel(pad_to(samples, seconds))` cut to `seconds * 100` frames, computed over the clip
+    and a little silence only.
+
+    Whisper's log-mel is floored at its maximum - 8, so every frame that sees only the zero
+    padding holds the same value; they are copied from the first such frame instead of computed
+    (for a 2 s clip in a 10 s window that is 4/5 of the STFT). `log_mel` maps `(N,)` samples
+    to `(n_mels, N // 160)` frames, with the STFT centred (frame j spans samples j * 160 +- 200).
+    """
+    frames = int(round(seconds * MEL_FRAMES_PER_SECOND))
+    clip = min(samples.size, frames * HOP_LENGTH)
+    # frames past the clip by more than half an STFT window (200 samples) see only zeros
+    computed = int(math.ceil((clip + SILENT_FRAME_MARGIN) / HOP_LENGTH))
+    if computed >= frames:
+        return log_mel(pad_to(samples, seconds))[:, :frames]
+    short = log_mel(pad_to(samples, computed * HOP_LENGTH / SAMPLE_RATE))[:, :computed]
+    out = np.empty((short.shape[0], frames), dtype=short.dtype)
+    out[:, :computed] = short
+    out[:, computed:] = short[:, -1:]
+    return out
+
+
+def encoder_chunks(n: int, size: int) -> list[slice]:
+    """The slices of a batch of `n` clips that go through the encoder together."""
+    return [slice(k, min(k + size, n)) for k in range(0, n, size)]
+
+
 def frames_covering(seconds: float) -> int:
     """Encoder frames that hold a clip of this length (at least one, at most one window)."""
     return int(min(WINDOW_SECONDS * ENCODER_FRAMES_PER_SECOND, max(1, math.ceil(seconds * ENCODER_FRAMES_PER_SECOND))))
@@ -155,7 +191,8 @@ class WhisperAsr(abc.ABC):
 
     @abc.abstractmethod
     def decode_batch(self, clips: Sequence[np.ndarray], window_seconds: float, max_tokens: int) -> list[Transcript]:
-        """Decode clips, each zero-padded to `window_seconds`, in one batch."""
+        """Decode clips, each zero-padded to `window_seconds`, in one batch (encoded
+        `encoder_batch_size` at a time)."""
 
     @abc.abstractmethod
     def transcribe_default(self, clip: np.ndarray, max_tokens: int) -> Transcript:
@@ -164,7 +201,8 @@ class WhisperAsr(abc.ABC):
 
     @abc.abstractmethod
     def encode_window(self, clips: Sequence[np.ndarray], window_seconds: float) -> np.ndarray:
-        """Encoder output of clips zero-padded to `window_seconds`: `(B, 50 * window, width)` float32."""
+        """Encoder output of clips zero-padded to `window_seconds`: `(B, 50 * window, width)` float32
+        (encoded `encoder_batch_size` at a time)."""
 
     # -- the method ---------------------------------------------------------------------------
     @property

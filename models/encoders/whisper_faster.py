@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from models.encoders.asr import (
-    MEL_FRAMES_PER_SECOND,
     SAMPLE_RATE,
     AsrOptions,
     Transcript,
     WhisperAsr,
     compression_ratio,
-    pad_to,
+    encoder_chunks,
+    padded_log_mel,
 )
 from models.encoders.whisper_weights import BUNDLED_CT2, bundled_ct2_dir
 from models.spec import ModelSpec, WeightsUnavailable
@@ -88,14 +88,21 @@ class FasterWhisperAsr(WhisperAsr):
 
     def _features(self, clips: Sequence[np.ndarray], seconds: float) -> np.ndarray:
         """Log-mel features `(B, 80, seconds * 100)` of clips zero-padded to `seconds`."""
-        frames = int(round(seconds * MEL_FRAMES_PER_SECOND))
         extract = self.whisper.feature_extractor
-        return np.stack([extract(pad_to(c, seconds), padding=0)[:, :frames] for c in clips]).astype(np.float32)
+        return np.stack([padded_log_mel(c, seconds, lambda x: extract(x, padding=0)) for c in clips]).astype(np.float32)
 
     def _encode(self, features: np.ndarray):
+        """Encoder output of `(B, 80, frames)` log-mel, `encoder_batch_size` clips per call."""
         import ctranslate2
 
-        return self.whisper.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)))
+        def encode(part: np.ndarray):
+            return self.whisper.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(part)))
+
+        parts = encoder_chunks(len(features), self.options.encoder_batch_size)
+        if len(parts) == 1:
+            return encode(features)
+        encoded = np.concatenate([np.asarray(encode(features[part])) for part in parts])
+        return ctranslate2.StorageView.from_array(encoded)
 
     def decode_batch(self, clips: Sequence[np.ndarray], window_seconds: float, max_tokens: int) -> list[Transcript]:
         from faster_whisper.transcribe import get_suppressed_tokens

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.encoders.asr import AsrOptions, Transcript, WhisperAsr, compression_ratio, pad_to
+from models.encoders.asr import AsrOptions, Transcript, WhisperAsr, compression_ratio, encoder_chunks, padded_log_mel
 from models.encoders.whisper_convert import bundled_checkpoint, convert
 from models.encoders.whisper_weights import BUNDLED_CT2, cache_root
 from models.spec import ModelSpec, WeightsUnavailable
@@ -123,8 +123,10 @@ class OpenAIWhisperAsr(WhisperAsr):
         import torch
         import whisper
 
-        mels = [whisper.log_mel_spectrogram(torch.from_numpy(pad_to(c, seconds)), self.model.dims.n_mels)
-                for c in clips]
+        def log_mel(samples: np.ndarray) -> np.ndarray:
+            return whisper.log_mel_spectrogram(torch.from_numpy(samples), self.model.dims.n_mels).numpy()
+
+        mels = [torch.from_numpy(padded_log_mel(c, seconds, log_mel)) for c in clips]
         return torch.stack(mels).to(self.model.device)
 
     def decode_batch(self, clips: Sequence[np.ndarray], window_seconds: float, max_tokens: int) -> list[Transcript]:
@@ -184,5 +186,7 @@ class OpenAIWhisperAsr(WhisperAsr):
     def encode_window(self, clips: Sequence[np.ndarray], window_seconds: float) -> np.ndarray:
         import torch
 
+        mel = self._mel(clips, window_seconds)
         with torch.no_grad():
-            return self.model.encoder(self._mel(clips, window_seconds)).float().cpu().numpy()
+            return np.concatenate([self.model.encoder(mel[part]).float().cpu().numpy()
+                                   for part in encoder_chunks(len(clips), self.options.encoder_batch_size)])
