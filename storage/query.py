@@ -342,20 +342,18 @@ def query(
     with_text: bool = True,
     limit: int | None = None,
 ):
-    """Rows of an embedding table matching `filters`, as a polars frame.
-
-    With a query vector (`vector`, or the stored vector of `like`'s item, which is itself left
-    out) the answer is the `k` nearest rows by cosine distance (None: every matching row),
-    nearest first, with a `distance` column; without one, the matching rows by item id (`limit` of them, default all). Rows show
-    item id, speaker, emotion or label, split and the text where there is one (`with_text`),
-    and the vector with `with_vectors`. `encoder` chooses whose rows (default: the only encoder
-    the table holds); `version` reads the table as of an earlier version or tag."""
+    """Rows of an embedding table matching `filters`, as a polars frame. With a query vector
+    (`vector`, or the stored vector of `like`'s item, itself left out) the `k` nearest rows by
+    cosine distance (None: every matching row), nearest first, with a `distance` column; without
+    one, the matching rows by item id (`limit` of them, default all). Rows show item id, speaker,
+    emotion or label, split, the text where there is one (`with_text`) and the vector with
+    `with_vectors`. `encoder` chooses whose rows (default: the only encoder the table holds);
+    `version` reads the table as of an earlier version or tag."""
     import polars as pl
 
     name = resolve_table(table, modality)
     source = _Source(store, name, version, filters.split)
-    if isinstance(like, str):
-        like = Like(like)
+    like = Like(like) if isinstance(like, str) else like
     # A named encoder and the speakers are checked only when the answer lacks them (cheaper).
     chosen = encoder if encoder is not None and like is None and "encoder" in source.columns \
         else _choose_encoder(source, encoder)
@@ -369,34 +367,19 @@ def query(
         vector, exclude = like_vector(store, like, name, chosen, version)
     item = item_column(source.columns)
     shown = _shown_columns(source.columns)
+    wanted = shown + ([VECTOR] if with_vectors else [])
     if vector is None:
-        rows = pl.from_arrow(source.read(where, shown + ([VECTOR] if with_vectors else [])))
-        rows = rows.sort(item)
-        if limit is not None:
-            rows = rows.head(limit)
+        rows = pl.from_arrow(source.read(where, wanted)).sort(item)
+        rows = rows if limit is None else rows.head(limit)
     else:
         if exclude is not None:
             where = " AND ".join(p for p in (where, f"{item} != {sql_quote(exclude)}") if p)
+        vector = np.asarray(vector, np.float32)
         if approximate:
             k = k if k is not None else source.dataset.count_rows(where) if source.lance else 0
-            rows = _approximate(source, where, np.asarray(vector, np.float32), k, shown, with_vectors)
+            rows = _approximate(source, where, vector, k, shown, with_vectors)
         else:
-            wanted = shown + ([VECTOR] if with_vectors else [])
-            if source.lance:  # only the vectors of every matching row; the rest for the answer's rows
-                found = source.read(where, [VECTOR], row_ids=True)
-                row_ids = found.column("_rowid").to_numpy()
-                ids = lambda index: source.take(row_ids[index], [item]).column(item).to_pylist()  # noqa: E731
-            else:
-                found = source.read(where, list(dict.fromkeys([*shown, VECTOR])))
-                ids = found.column(item).to_pylist()
-            matrix = _matrix(found.column(VECTOR))
-            if matrix.shape[0] and matrix.shape[1] != len(vector):
-                raise QueryError(f"{name} holds {matrix.shape[1]}-d vectors; the query is {len(vector)}-d")
-            k = k if k is not None else found.num_rows
-            index, distances = top_k(matrix, ids, np.asarray(vector, np.float32), k)
-            kept = source.take(row_ids[index], wanted) if source.lance else \
-                found.take(pa.array(index, pa.int64())).select(wanted)
-            rows = pl.from_arrow(kept).with_columns(pl.Series(DISTANCE, distances, dtype=pl.Float64))
+            rows = _exact(source, name, where, vector, k, wanted)
     present = set(rows["speaker"].to_list()) if "speaker" in rows.columns else set()
     if rows.is_empty() or not set(filters.speakers) <= present:
         _choose_encoder(source, encoder)
@@ -404,6 +387,28 @@ def query(
     if with_text:
         rows = add_text(store, rows)
     return rows
+
+
+def _exact(source: _Source, name: str, where: str, vector: np.ndarray, k: int | None, wanted: list[str]):
+    """The `k` rows nearest to `vector` (all matching rows when None) by exact cosine distance,
+    nearest first, with their `distance`."""
+    import polars as pl
+
+    item = item_column(source.columns)
+    if source.lance:  # only the vectors of every matching row; the rest for the answer's rows
+        found = source.read(where, [VECTOR], row_ids=True)
+        row_ids = found.column("_rowid").to_numpy()
+        ids = lambda index: source.take(row_ids[index], [item]).column(item).to_pylist()  # noqa: E731
+    else:
+        found = source.read(where, list(dict.fromkeys([*_shown_columns(source.columns), VECTOR])))
+        ids = found.column(item).to_pylist()
+    matrix = _matrix(found.column(VECTOR))
+    if matrix.shape[0] and matrix.shape[1] != len(vector):
+        raise QueryError(f"{name} holds {matrix.shape[1]}-d vectors; the query is {len(vector)}-d")
+    index, distances = top_k(matrix, ids, vector, k if k is not None else found.num_rows)
+    kept = source.take(row_ids[index], wanted) if source.lance else \
+        found.take(pa.array(index, pa.int64())).select(wanted)
+    return pl.from_arrow(kept).with_columns(pl.Series(DISTANCE, distances, dtype=pl.Float64))
 
 
 def _shown_columns(columns: Sequence[str]) -> list[str]:
