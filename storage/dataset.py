@@ -154,17 +154,8 @@ def load_training_data(
     with two ok rows of different vectors at one fingerprint (stale rows; one of identical
     vectors is kept). A non-ok row beside an ok one of the same id is ignored.
     """
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
-    unknown = [s for s in splits if s not in SPLITS]
-    if unknown or not splits:
-        raise ValueError(f"unknown splits {unknown or list(splits)}; expected some of {', '.join(SPLITS)}")
-    splits = [s for s in SPLITS if s in splits]
-    modalities = [s.modality for s in sources]
-    if not sources or len(set(modalities)) != len(modalities):
-        raise ValueError(f"sources must name each modality once, got {modalities}")
+    splits = _checked(target, splits, sources)
     classes = TARGETS[target]
-
     meld = _read_meld(store, splits)
     usable = pl.col(target).is_in(list(classes)).fill_null(False)
     placed = pl.col("dialogue_id").is_not_null() & pl.col("utterance_id").is_not_null()
@@ -173,32 +164,16 @@ def load_training_data(
         .otherwise(pl.lit(None, pl.String)).alias("_out")
     )
     candidates = meld.filter(pl.col("_out").is_null())
-    ids = candidates["id"]
-
     read = {s.modality: _read_source(store, s, splits) for s in sources}
-    index = {m: r.index_of(ids) for m, r in read.items()}
+    index = {m: r.index_of(candidates["id"]) for m, r in read.items()}
     keep = np.logical_or.reduce([i >= 0 for i in index.values()])
     rows = np.flatnonzero(keep)
     used = candidates[rows]
 
-    left_out = {s: {NO_LABEL: 0, NO_POSITION: 0, NO_FEATURE: 0} for s in splits}
-    out = meld.filter(pl.col("_out").is_not_null())
-    for split, why, n in out.group_by("split", "_out").len().iter_rows():
-        left_out[split][why] = n
-    for split, n in candidates.filter(pl.Series(~keep)).group_by("split").len().iter_rows():
-        left_out[split][NO_FEATURE] = n
-
-    features, present = {}, {}
-    for m, r in read.items():
-        at = index[m][rows]
-        present[m] = at >= 0
-        features[m] = np.zeros((rows.size, r.vectors.shape[1]), np.float32)
-        features[m][present[m]] = r.vectors[at[present[m]]]
-
+    left_out = _left_out(splits, meld, candidates, keep)
+    features, present = _gather(read, index, rows)
     speakers = _train_speakers(meld if "train" in splits else _read_meld(store, ["train"], required=False))
     speaker = used["speaker"].fill_null("")
-    speaker_id = speaker.replace_strict(speakers, range(1, len(speakers) + 1), default=0,
-                                        return_dtype=pl.Int64)
     split = _strings(used["split"])
     return TrainingData(
         ids=_strings(used["id"]),
@@ -210,12 +185,48 @@ def load_training_data(
         classes=classes,
         labels=used[target].replace_strict(classes, range(len(classes)), return_dtype=pl.Int64).to_numpy(),
         speaker=_strings(speaker),
-        speaker_id=speaker_id.to_numpy(),
+        speaker_id=speaker.replace_strict(speakers, range(1, len(speakers) + 1), default=0,
+                                          return_dtype=pl.Int64).to_numpy(),
         sources={s.modality: s for s in sources},
         counts=_counts(splits, split, present, left_out, {m: r.rows_read for m, r in read.items()},
                        {m: r.rows_ok for m, r in read.items()}),
         speakers=tuple(speakers),
     )
+
+
+def _gather(read: dict, index: dict[str, np.ndarray], rows: np.ndarray) -> tuple[dict, dict]:
+    """Each source's vectors for the used rows; a modality an utterance lacks is a zero vector
+    and False in `present`."""
+    features, present = {}, {}
+    for m, r in read.items():
+        at = index[m][rows]
+        present[m] = at >= 0
+        features[m] = np.zeros((rows.size, r.vectors.shape[1]), np.float32)
+        features[m][present[m]] = r.vectors[at[present[m]]]
+    return features, present
+
+
+def _left_out(splits: list[str], meld, candidates, keep: np.ndarray) -> dict[str, dict[str, int]]:
+    """Utterances left out per split and why: no label, no position, or no source's feature."""
+    left_out = {s: {NO_LABEL: 0, NO_POSITION: 0, NO_FEATURE: 0} for s in splits}
+    for split, why, n in meld.filter(pl.col("_out").is_not_null()).group_by("split", "_out").len().iter_rows():
+        left_out[split][why] = n
+    for split, n in candidates.filter(pl.Series(~keep)).group_by("split").len().iter_rows():
+        left_out[split][NO_FEATURE] = n
+    return left_out
+
+
+def _checked(target: str, splits: Sequence[str], sources: Sequence[FeatureSource]) -> list[str]:
+    """`splits` in SPLITS order, once `target`, `splits` and `sources` are known to be valid."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or not splits:
+        raise ValueError(f"unknown splits {unknown or list(splits)}; expected some of {', '.join(SPLITS)}")
+    modalities = [s.modality for s in sources]
+    if not sources or len(set(modalities)) != len(modalities):
+        raise ValueError(f"sources must name each modality once, got {modalities}")
+    return [s for s in SPLITS if s in splits]
 
 
 def read_source(store: Store, source: FeatureSource, splits: Sequence[str] = SPLITS) -> tuple[list[str], np.ndarray]:
