@@ -319,3 +319,121 @@ def test_transcript_suspect_rules():
     assert dataclasses.replace(fine, avg_logprob=-1.5).suspect(3.3, options)
     assert dataclasses.replace(fine, tokens=30).suspect(3.3, options)  # > 6 tokens per second
     assert dataclasses.replace(fine, tokens=options.token_cap(1.0)).suspect(1.0, options)
+
+
+# -- packing short clips into one window ---------------------------------------------------------
+def test_packed_words_go_to_the_clip_their_aligned_span_overlaps_most():
+    from models.encoders.asr import Word, place_words
+
+    starts, seconds = [0.0, 3.0, 6.0], [2.0, 2.0, 1.5]  # clips at 0-2, 3-5, 6-7.5 s; gaps between
+    words = [
+        Word(" check", 0.0, 0.7, 1, -0.1),
+        Word(" fridge", 0.9, 2.9, 1, -0.1),  # stretched over the silence after its clip
+        Word(".", 2.9, 3.2, 1, -0.1),  # punctuation aligned into the next clip: goes with "fridge"
+        Word(" okay", 2.4, 5.8, 1, -0.1),  # starts in the gap, mostly over the second clip
+        Word(" yes", 5.5, 5.9, 1, -0.1),  # in the gap, nearer the third clip
+        Word(" fine", 6.2, 9.0, 1, -0.1),
+    ]
+    placed = place_words(words, starts, seconds)
+    assert ["".join(w.text for w in clip) for clip in placed] == [" check fridge.", " okay", " yes fine"]
+
+
+class ScriptedPackingAsr(ScriptedAsr):
+    """A stand-in backend that packs: each clip is a constant signal whose value names it, and
+    `decode_words` finds each run of that value in the window and says "clip<value>" there,
+    except for value 9, which it cannot hear (a clip whose words cannot be placed)."""
+
+    def __init__(self, options: AsrOptions):
+        super().__init__(options)
+        self.windows_seen: list[tuple[float, int]] = []
+
+    def decode_words(self, windows, window_seconds, max_tokens, content_seconds):
+        from models.encoders.asr import WindowWords, Word
+
+        out = []
+        for window, content in zip(windows, content_seconds):
+            assert window.size == int(window_seconds * SAMPLE_RATE) and content <= window_seconds
+            values = np.round(window).astype(int)
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], values, [0]])))  # run starts and ends
+            runs = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if values[a] != 0]
+            self.windows_seen.append((window_seconds, len(runs)))
+            words = [Word(f" clip{values[a]}", a / SAMPLE_RATE, b / SAMPLE_RATE, 1, -0.2)
+                     for a, b in runs if values[a] != 9]
+            out.append(WindowWords(words, "en", 0.05))
+        return out
+
+
+def test_a_packed_window_gives_each_clip_its_own_text_and_an_unplaced_clip_is_decoded_alone():
+    asr = ScriptedPackingAsr(AsrOptions(batch_size=8))
+    lengths = [2.0, 1.0, 2.5, 1.0, 8.0, 2.0]  # named by their values; value 9 says nothing
+    values = [1, 2, 3, 9, 5, 6]
+    clips = [np.full(int(s * SAMPLE_RATE), v, np.float32) for s, v in zip(lengths, values)]
+    out = asr.transcribe(clips)
+    # windows of 10 s with room for 6 s of clips 1 s apart: (1.0, 1.0, 2.0) and (2.0, 2.5);
+    # the 8 s clip does not fit with another and is decoded alone
+    assert asr.windows_seen == [(10.0, 3), (10.0, 2)]
+    # the 8 s clip runs away in its own decode and is re-run the default way
+    assert [t.text for t in out] == ["clip1", "clip2", "clip3", "hello there", "hello there friend", "clip6"]
+    # the unplaced 1 s clip and the 8 s clip went to the per-clip decode, in one 10 s batch
+    assert asr.batches_seen == [(10.0, 8 * 12 + 16, 2)]
+    assert out[0].no_speech_prob == 0.05 and out[0].tokens == 1 and out[0].avg_logprob == pytest.approx(-0.1)
+    assert [t.rerun for t in out] == [False, False, False, False, True, False]
+    unpacked = ScriptedPackingAsr(AsrOptions(pack=False))
+    assert [t.text for t in unpacked.transcribe(clips)][:4] == ["hello there"] * 4
+    assert unpacked.windows_seen == []
+
+
+def test_packs_leave_room_for_the_gaps_and_the_trailing_silence():
+    asr = ScriptedPackingAsr(AsrOptions(min_window_seconds=10.0, pack_gap_seconds=1.0, pack_tail_seconds=4.0))
+    # room 6 s: 2.0 + 1 + 2.0 = 5 fits, a third 2.0 s clip would need 8; 5.5 s never shares
+    assert asr.packs([2.0, 5.5, 2.0, 2.0, 1.9]) == [[4, 0], [2, 3]]
+    assert asr.packs([3.0, 3.0]) == []  # 3 + 1 + 3 = 7 > 6: each alone
+
+
+@pytest.mark.parametrize("backend", ["faster-whisper", "openai-whisper"])
+def test_log_mel_over_the_clip_only_equals_the_padded_window(backend, shared_cache):
+    """The short-cut features (computed over the clip and a little silence, the padding's frames
+    copied) are those of the whole zero-padded window, and encoder output does not depend on
+    how many clips go through the encoder together."""
+    import torch
+    import whisper
+
+    from models.encoders.asr import pad_to
+
+    asr = load_asr(tiny(backend, encoder_batch_size=1))
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(0, 0.1, int(s * SAMPLE_RATE)).astype(np.float32) for s in (0.3, 2.05, 9.99, 12.5)]
+    for seconds in (10.0, 13.0):
+        for clip in clips:
+            full = whisper.log_mel_spectrogram(torch.from_numpy(pad_to(clip, seconds))).numpy()[:, : int(seconds * 100)]
+            if backend == "faster-whisper":
+                full = asr.whisper.feature_extractor(pad_to(clip, seconds), padding=0)[:, : int(seconds * 100)]
+                ours = asr._features([clip], seconds)[0]
+            else:
+                ours = asr._mel([clip], seconds)[0].numpy()
+            assert ours.shape == full.shape
+            assert np.abs(ours - full).max() < 1e-5
+    one_at_a_time = asr.encode_window(clips[:3], 10.0)
+    together = load_asr(tiny(backend, encoder_batch_size=8)).encode_window(clips[:3], 10.0)
+    assert one_at_a_time.shape == (3, 500, 384)
+    assert np.abs(one_at_a_time - together).max() < 0.05 * np.abs(together).max()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("backend", ["faster-whisper", "openai-whisper"])
+def test_two_real_statements_packed_in_one_window_each_keep_their_own_words(clips, backend, shared_cache):
+    """Two real recordings of one sentence (RAVDESS actor 01, calm and angry), cut to their speech
+    (2.4 s), share one window and come back each with the sentence once (identical sentences
+    side by side are where a packed decode drops or doubles one)."""
+    cut = slice(int(0.6 * SAMPLE_RATE), int(3.0 * SAMPLE_RATE))
+    calm, angry = clips["01-01-01-01-01-01-01_audio.wav"][cut], clips["01-01-05-02-01-01-01_audio.wav"][cut]
+    asr = load_asr(tiny(backend))
+    assert asr.packs_clips and asr.packs([2.4, 2.4]) == [[0, 1]]
+    alone = []
+    decode_batch = asr.decode_batch
+    asr.decode_batch = lambda batch, *args: alone.append(len(batch)) or decode_batch(batch, *args)
+    out = asr.transcribe([calm, angry])
+    assert alone == []  # both came from the shared window
+    for transcript in out:
+        assert error_rates(normalize(STATEMENT), normalize(transcript.text))[0] <= 0.2, out
+        assert not transcript.rerun and transcript.tokens < 12

@@ -22,7 +22,7 @@ from assets.resources import EncoderResource, StoreResource
 from storage import Status
 from storage.schemas.audio import TRANSCRIPTS
 
-TRANSCRIPTS_VERSION = "1"  # bump when what is written for a clip changes
+TRANSCRIPTS_VERSION = "2"  # bump when what is written for a clip changes (2: short clips packed)
 NOT_TRANSCRIBED = "not transcribed: "
 
 

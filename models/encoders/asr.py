@@ -1,17 +1,21 @@
 """Whisper speech recognition for short clips, one interface over two backends.
 
 Whisper pads every input to a 30 s window, so for utterance-length clips most encoder work is
-padding. The short-clip method (measured on these machines, see NOTES.md) decodes batches of
-clips of similar length with the encoder input trimmed to the longest clip of the batch (never
-below a 10 s window: shorter windows loop and cut endings), caps the output at about 12 tokens
-per audio second + 16, and re-runs only the suspect clips (repetitive, unlikely or too many
-tokens) with the backend's default long-form `transcribe` under the same cap. That is about 4x
-cheaper than the default per-clip transcription at the same word error rate.
+padding. The short-clip method (measured on these machines, see NOTES.md and
+benchmarks/transcripts.py) packs clips short enough to share a 10 s window (1 s apart, with at
+least 4 s of silence after the last: with less, the last one loops), decodes each window once and
+gives each decoded word to the clip its cross-attention alignment overlaps most; a clip that gets
+no words or suspect ones, and every clip too long to share, is decoded in a batch of clips of
+similar length with the encoder input trimmed to the longest clip of the batch (never below a
+10 s window: shorter windows loop and cut endings). Output is capped at about 12 tokens per audio
+second + 16, and suspect clips (repetitive, unlikely or too many tokens) are re-run with the
+backend's default long-form `transcribe` under the same cap. Log-mel features are computed over
+the clip only (the padding's frames are all equal) and the encoder takes a few clips per call.
 
-Backends (`faster-whisper`, the default, and `openai-whisper`) implement three small steps:
-decode one batch, transcribe one clip the default way, and encode a batch over the full window.
-`models.encoders.asr_backends.load_asr(spec)` builds the one a `ModelSpec` names; this module
-knows no backend.
+Backends (`faster-whisper`, the default, and `openai-whisper`) implement four small steps:
+decode one batch, decode packed windows into aligned words, transcribe one clip the default way,
+and encode a batch over a window. `models.encoders.asr_backends.load_asr(spec)` builds the one a
+`ModelSpec` names; this module knows no backend.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ PROMPT_ALLOWANCE = 8  # start-of-transcript, language, task, no-timestamps, with
 # padded_log_mel: the last computed frame starts 440+ samples past the clip, beyond its STFT
 # window's half width (200), and its reflect-padded end sees zeros only
 SILENT_FRAME_MARGIN = 5 * HOP_LENGTH  # 800 samples
+PUNCTUATION = "\"'.,!?:;-…“”‘’¿¡()[]"
 
 
 
@@ -57,6 +62,12 @@ class AsrOptions:
     # or 4 per call, 0.061 at 8, 0.086 at 16), so a decoder batch is encoded a few at a time
     encoder_batch_size: int = 2
     fast: bool = True  # the short-clip method; False: default transcribe for every clip
+    # Clips short enough to share a min_window_seconds window are decoded there together (one
+    # decode, split back by the cross-attention's word alignment), pack_gap_seconds apart and
+    # with at least pack_tail_seconds of silence after the last (with less, the last one loops)
+    pack: bool = True
+    pack_gap_seconds: float = 1.0
+    pack_tail_seconds: float = 4.0
     min_window_seconds: float = 10.0  # shorter windows loop and cut endings (WER 42% at 5 s)
     tokens_per_second: float = 12.0  # output cap: tokens_per_second * duration + token_margin
     token_margin: int = 16
@@ -97,6 +108,26 @@ class AsrOptions:
     def window_seconds(self, seconds: float) -> float:
         """Encoder window of a clip: its length in whole seconds, within [min window, 30 s]."""
         return float(min(WINDOW_SECONDS, max(self.min_window_seconds, math.ceil(seconds))))
+
+
+@dataclasses.dataclass(frozen=True)
+class Word:
+    """A word decoded from a packed window, placed by the cross-attention alignment."""
+
+    text: str  # as decoded, its leading space included
+    start: float  # seconds from the window's start
+    end: float
+    tokens: int
+    logprob: float  # its tokens' summed log-probability
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowWords:
+    """One packed window's decode: its words in order, and the window's own estimates."""
+
+    words: list[Word]
+    language: str
+    no_speech_prob: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +192,28 @@ def padded_log_mel(samples: np.ndarray, seconds: float, log_mel: Callable[[np.nd
     return out
 
 
+def place_words(words: Sequence[Word], starts: Sequence[float], seconds: Sequence[float]) -> list[list[Word]]:
+    """Each packed clip's words (`starts`, `seconds`: the clips' offsets in the window and their
+    lengths, in window order). A word belongs to the clip its aligned span overlaps most (the
+    alignment stretches words over the silence beside them, so its start or end alone can
+    fall in a gap); one that overlaps none, to the clip nearest its middle; punctuation, which
+    the alignment puts in the silence after the clip it ends, goes with the word before it."""
+    placed: list[list[Word]] = [[] for _ in starts]
+    previous = None
+    for word in words:
+        if previous is not None and not word.text.strip().strip(PUNCTUATION):
+            k = previous
+        else:
+            overlaps = [min(word.end, s + n) - max(word.start, s) for s, n in zip(starts, seconds)]
+            k = int(np.argmax(overlaps))
+            if overlaps[k] <= 0:
+                middle = (word.start + word.end) / 2
+                k = int(np.argmin([max(s - middle, middle - s - n) for s, n in zip(starts, seconds)]))
+        placed[k].append(word)
+        previous = k
+    return placed
+
+
 def encoder_chunks(n: int, size: int) -> list[slice]:
     """The slices of a batch of `n` clips that go through the encoder together."""
     return [slice(k, min(k + size, n)) for k in range(0, n, size)]
@@ -194,6 +247,17 @@ class WhisperAsr(abc.ABC):
         """Decode clips, each zero-padded to `window_seconds`, in one batch (encoded
         `encoder_batch_size` at a time)."""
 
+    def decode_words(self, windows: Sequence[np.ndarray], window_seconds: float, max_tokens: int,
+                     content_seconds: Sequence[float]) -> list[WindowWords]:
+        """Decode packed windows (each `window_seconds` long, audio in its first
+        `content_seconds`) in one batch, words placed by the cross-attention alignment. A backend
+        without it decodes every clip alone."""
+        raise NotImplementedError
+
+    @property
+    def packs_clips(self) -> bool:
+        return self.options.pack and type(self).decode_words is not WhisperAsr.decode_words
+
     @abc.abstractmethod
     def transcribe_default(self, clip: np.ndarray, max_tokens: int) -> Transcript:
         """The backend's own long-form transcription of one clip (temperature fallback and all);
@@ -222,11 +286,67 @@ class WhisperAsr(abc.ABC):
         return [(window, members[k : k + size]) for window, members in sorted(by_window.items())
                 for k in range(0, len(members), size)]
 
+    def packs(self, seconds: Sequence[float]) -> list[list[int]]:
+        """Clip indices per shared window, shortest first; only windows of two clips or more."""
+        room = self.options.min_window_seconds - self.options.pack_tail_seconds
+        groups: list[list[int]] = []
+        used = math.inf
+        for i in sorted(range(len(seconds)), key=lambda i: seconds[i]):
+            if used + seconds[i] > room:
+                groups.append([])
+                used = 0.0
+            groups[-1].append(i)
+            used += seconds[i] + self.options.pack_gap_seconds
+        return [g for g in groups if len(g) > 1]
+
+    def decode_packed(self, clips: Sequence[np.ndarray], groups: Sequence[Sequence[int]]) -> list[list[Transcript | None]]:
+        """Per group, per clip, its transcript from the group's shared window; None where the
+        clip got no words or they look suspect (it is then decoded alone)."""
+        gap = int(round(self.options.pack_gap_seconds * SAMPLE_RATE))
+        window = self.options.min_window_seconds
+        windows, starts, contents = [], [], []
+        for group in groups:
+            audio = np.zeros(int(round(window * SAMPLE_RATE)), np.float32)
+            at, offsets = 0, []
+            for i in group:
+                audio[at: at + clips[i].size] = clips[i]
+                offsets.append(at / SAMPLE_RATE)
+                at += clips[i].size + gap
+            windows.append(audio)
+            starts.append(offsets)
+            contents.append((at - gap) / SAMPLE_RATE)
+        decoded = self.decode_words(windows, window, self.options.token_cap(max(contents)), contents)
+        out: list[list[Transcript | None]] = []
+        for group, offsets, result in zip(groups, starts, decoded):
+            seconds = [clip_seconds(clips[i]) for i in group]
+            texts: list[Transcript | None] = []
+            for words, length in zip(place_words(result.words, offsets, seconds), seconds):
+                text = "".join(w.text for w in words).strip()
+                tokens = sum(w.tokens for w in words)
+                transcript = Transcript(
+                    text=text, language=result.language,
+                    avg_logprob=sum(w.logprob for w in words) / (tokens + 1),
+                    no_speech_prob=result.no_speech_prob,  # the window's: one decode for all its clips
+                    compression_ratio=compression_ratio(text), tokens=tokens,
+                ) if text else None
+                texts.append(None if transcript is None or transcript.suspect(length, self.options) else transcript)
+            out.append(texts)
+        return out
+
     def transcribe(self, clips: Sequence[np.ndarray]) -> list[Transcript]:
         """Transcripts of 16 kHz mono clips `(N,)` float32, in input order."""
         seconds = [clip_seconds(c) for c in clips]
         results: list[Transcript | None] = [None] * len(clips)
         short = [i for i, s in enumerate(seconds) if self.options.fast and s <= WINDOW_SECONDS]
+        if self.packs_clips:
+            groups = [[short[k] for k in g] for g in self.packs([seconds[i] for i in short])]
+            size = self.options.batch_size
+            for start in range(0, len(groups), size):
+                batch = groups[start: start + size]
+                for group, transcripts in zip(batch, self.decode_packed(clips, batch)):
+                    for i, transcript in zip(group, transcripts):
+                        results[i] = transcript
+            short = [i for i in short if results[i] is None]  # the rest, and clips not placed, alone
         for window, batch in self.batches([seconds[i] for i in short]):
             members = [short[k] for k in batch]
             cap = self.options.token_cap(max(seconds[i] for i in members))

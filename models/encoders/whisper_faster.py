@@ -8,6 +8,7 @@ message saying how to provide it.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,8 +17,12 @@ import numpy as np
 from models.encoders.asr import (
     SAMPLE_RATE,
     AsrOptions,
+    ENCODER_FRAMES_PER_SECOND,
+    MEL_FRAMES_PER_SECOND,
     Transcript,
     WhisperAsr,
+    WindowWords,
+    Word,
     compression_ratio,
     encoder_chunks,
     padded_log_mel,
@@ -46,6 +51,24 @@ def resolve_ct2_dir(spec: ModelSpec) -> Path:
             f"time; bundled: {', '.join(BUNDLED_CT2)}. Convert the model with ct2-transformers-converter "
             f"(or fetch it on a connected machine) and set `path` in [encoders.asr] to its folder ({exc})"
         ) from None
+
+
+def aligned_words(tokenizer, tokens: list[int], alignment) -> list[Word]:
+    """Words of a decode and their start times from CTranslate2's alignment (token index, encoder
+    frame) path, as faster-whisper's word timestamps read it; none when the path is unusable."""
+    words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
+    pairs = np.asarray(alignment.alignments, dtype=np.int64).reshape(-1, 2)
+    if len(word_tokens) <= 1 or not len(pairs):
+        return []
+    boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(pairs[:, 0]), (1, 0), constant_values=1).astype(bool)
+    jump_times = pairs[jumps, 1] / ENCODER_FRAMES_PER_SECOND  # per token: when the path reaches it
+    logprobs = np.log(np.maximum(np.asarray(alignment.text_token_probs, dtype=np.float64), 1e-12))
+    if boundaries[-1] >= len(jump_times) or len(logprobs) < len(tokens):
+        return []
+    return [Word(text=word, start=float(jump_times[b]), end=float(jump_times[b + len(t)]), tokens=len(t),
+                 logprob=float(logprobs[b:b + len(t)].sum()))
+            for word, t, b in zip(words[:-1], word_tokens[:-1], boundaries[:-1])]
 
 
 class FasterWhisperAsr(WhisperAsr):
@@ -104,12 +127,12 @@ class FasterWhisperAsr(WhisperAsr):
         encoded = np.concatenate([np.asarray(encode(features[part])) for part in parts])
         return ctranslate2.StorageView.from_array(encoded)
 
-    def decode_batch(self, clips: Sequence[np.ndarray], window_seconds: float, max_tokens: int) -> list[Transcript]:
+    def _generate(self, encoded, max_tokens: int):
+        """(results, tokenizers, languages) of a no-timestamp decode of encoder output."""
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        encoded = self._encode(self._features(clips, window_seconds))
         if self.language:
-            languages = [self.language] * len(clips)
+            languages = [self.language] * encoded.shape[0]
         else:
             detected = self.whisper.model.detect_language(encoded)
             languages = [pairs[0][0].strip("<|>") for pairs in detected]
@@ -125,6 +148,10 @@ class FasterWhisperAsr(WhisperAsr):
             suppress_blank=True,
             suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1])),
         )
+        return results, tokenizers, languages
+
+    def decode_batch(self, clips: Sequence[np.ndarray], window_seconds: float, max_tokens: int) -> list[Transcript]:
+        results, tokenizers, languages = self._generate(self._encode(self._features(clips, window_seconds)), max_tokens)
         out = []
         for result, tokenizer, language in zip(results, tokenizers, languages):
             tokens = result.sequences_ids[0]
@@ -140,6 +167,25 @@ class FasterWhisperAsr(WhisperAsr):
                 compression_ratio=compression_ratio(text),
                 tokens=len(tokens),
             ))
+        return out
+
+    def decode_words(self, windows: Sequence[np.ndarray], window_seconds: float, max_tokens: int,
+                     content_seconds: Sequence[float]) -> list[WindowWords]:
+        import ctranslate2
+
+        encoded = self._encode(self._features(windows, window_seconds))
+        results, tokenizers, languages = self._generate(encoded, max_tokens)
+        array = np.asarray(encoded)
+        out = []
+        for k, (result, tokenizer, language) in enumerate(zip(results, tokenizers, languages)):
+            tokens = result.sequences_ids[0]
+            words: list[Word] = []
+            if tokens:  # aligned one window at a time: windows may differ in language
+                (alignment,) = self.whisper.model.align(
+                    ctranslate2.StorageView.from_array(np.ascontiguousarray(array[k:k + 1])),
+                    tokenizer.sot_sequence, [tokens], [int(math.ceil(content_seconds[k] * MEL_FRAMES_PER_SECOND))])
+                words = aligned_words(tokenizer, tokens, alignment)
+            out.append(WindowWords(words=words, language=language, no_speech_prob=float(result.no_speech_prob)))
         return out
 
     def transcribe_default(self, clip: np.ndarray, max_tokens: int) -> Transcript:

@@ -14,13 +14,24 @@ beam), so with `beam_size` > 1 clips are decoded one by one; greedy decoding is 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from models.encoders.asr import AsrOptions, Transcript, WhisperAsr, compression_ratio, encoder_chunks, padded_log_mel
+from models.encoders.asr import (
+    MEL_FRAMES_PER_SECOND,
+    AsrOptions,
+    Transcript,
+    WhisperAsr,
+    WindowWords,
+    Word,
+    compression_ratio,
+    encoder_chunks,
+    padded_log_mel,
+)
 from models.encoders.whisper_convert import bundled_checkpoint, convert
 from models.encoders.whisper_weights import BUNDLED_CT2, cache_root
 from models.spec import ModelSpec, WeightsUnavailable
@@ -129,7 +140,8 @@ class OpenAIWhisperAsr(WhisperAsr):
         mels = [torch.from_numpy(padded_log_mel(c, seconds, log_mel)) for c in clips]
         return torch.stack(mels).to(self.model.device)
 
-    def decode_batch(self, clips: Sequence[np.ndarray], window_seconds: float, max_tokens: int) -> list[Transcript]:
+    def _decode(self, mel, max_tokens: int) -> list:
+        """openai-whisper's no-timestamp decode of a batch of log-mel windows."""
         import torch
         import whisper
 
@@ -141,12 +153,13 @@ class OpenAIWhisperAsr(WhisperAsr):
             without_timestamps=True,
             fp16=self.fp16,
         )
-        mel = self._mel(clips, window_seconds)
         with torch.no_grad():
             if options.beam_size is None:
-                results = whisper.decode(self.model, mel, options)
-            else:  # openai-whisper 20250625 beam-searches one clip at a time only
-                results = [whisper.decode(self.model, mel[i], options) for i in range(len(clips))]
+                return whisper.decode(self.model, mel, options)
+            # openai-whisper 20250625 beam-searches one clip at a time only
+            return [whisper.decode(self.model, mel[i], options) for i in range(mel.shape[0])]
+
+    def decode_batch(self, clips: Sequence[np.ndarray], window_seconds: float, max_tokens: int) -> list[Transcript]:
         return [
             Transcript(
                 text=r.text.strip(),
@@ -156,8 +169,30 @@ class OpenAIWhisperAsr(WhisperAsr):
                 compression_ratio=compression_ratio(r.text.strip()),
                 tokens=len(r.tokens),
             )
-            for r in results
+            for r in self._decode(self._mel(clips, window_seconds), max_tokens)
         ]
+
+    def decode_words(self, windows: Sequence[np.ndarray], window_seconds: float, max_tokens: int,
+                     content_seconds: Sequence[float]) -> list[WindowWords]:
+        import torch
+        from whisper.timing import find_alignment
+        from whisper.tokenizer import get_tokenizer
+
+        mel = self._mel(windows, window_seconds)
+        out = []
+        for k, result in enumerate(self._decode(mel, max_tokens)):
+            words: list[Word] = []
+            if result.tokens:
+                tokenizer = get_tokenizer(self.model.is_multilingual, language=result.language, task="transcribe")
+                with torch.no_grad():
+                    timings = find_alignment(self.model, tokenizer, list(result.tokens), mel[k],
+                                             int(math.ceil(content_seconds[k] * MEL_FRAMES_PER_SECOND)))
+                # find_alignment gives a word's mean token probability, not their log-probabilities
+                words = [Word(text=t.word, start=float(t.start), end=float(t.end), tokens=len(t.tokens),
+                              logprob=len(t.tokens) * math.log(max(float(t.probability), 1e-12)))
+                         for t in timings]
+            out.append(WindowWords(words=words, language=result.language, no_speech_prob=float(result.no_speech_prob)))
+        return out
 
     def transcribe_default(self, clip: np.ndarray, max_tokens: int) -> Transcript:
         import torch
