@@ -275,6 +275,14 @@ def _dev_scores(model: FusionModel, data: TrainingData, dev_batches: list[Dialog
     return m["weighted_f1"], m["accuracy"]
 
 
+def _loss_for(data: TrainingData, train_rows: np.ndarray, options: TrainOptions, device) -> ClassificationLoss:
+    """The loss the options ask for: class weights from the train rows' label frequencies."""
+    weight = None
+    if options.class_weights:
+        weight = inverse_frequency(data.labels[train_rows], len(data.classes), options.class_weight_power)
+    return ClassificationLoss(len(data.classes), weight, options.focal_gamma, options.label_smoothing).to(device)
+
+
 def train(model: FusionModel, data: TrainingData, options: TrainOptions = TrainOptions(),
           progress: Progress | None = None) -> TrainResult:
     """Train on the train dialogues, keep the epoch with the best dev weighted F1 (early stopping
@@ -291,11 +299,7 @@ def train(model: FusionModel, data: TrainingData, options: TrainOptions = TrainO
         train_dialogues, holdout = split_holdout(train_dialogues, options.holdout_fraction, options.seed)
     train_rows = np.concatenate(train_dialogues)
 
-    weight = None
-    if options.class_weights:
-        weight = inverse_frequency(data.labels[train_rows], len(data.classes), options.class_weight_power)
-    loss_fn = ClassificationLoss(len(data.classes), weight, options.focal_gamma, options.label_smoothing)
-    loss_fn.to(model_device(model))
+    loss_fn = _loss_for(data, train_rows, options, model_device(model))
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     dev_batches = batches(data, dev_dialogues, EVAL_DIALOGUES)
     shuffle = np.random.default_rng(options.seed)

@@ -351,9 +351,8 @@ def query(
     `version` reads the table as of an earlier version or tag."""
     import polars as pl
 
-    name = resolve_table(table, modality)
+    name, like = resolve_table(table, modality), Like(like) if isinstance(like, str) else like
     source = _Source(store, name, version, filters.split)
-    like = Like(like) if isinstance(like, str) else like
     # A named encoder and the speakers are checked only when the answer lacks them (cheaper).
     chosen = encoder if encoder is not None and like is None and "encoder" in source.columns \
         else _choose_encoder(source, encoder)

@@ -151,6 +151,7 @@ def run_cell(context, target: str, feature_set: str, modalities: list[str], mode
     import time
 
     from models.train import TrainOptions, build_seeded, checkpoint_meta, save_checkpoint, train
+    from storage import media, uris
     from storage.dataset import load_training_data
 
     import torch
@@ -183,13 +184,10 @@ def run_cell(context, target: str, feature_set: str, modalities: list[str], mode
     checkpoint = save_checkpoint(model, meta)
     digest = hashlib.sha256(checkpoint).hexdigest()
     path = f"checkpoints/{cell}/{digest[:16]}.pt"
-    from storage import media, uris
-
     media.write_media(uris.join(store.root, path), checkpoint)
 
     base = {"cell": cell, "target": target, "feature_set": feature_set, "modalities": "+".join(modalities),
             "model": model_name, "seed": seed}
-    results = result_rows(base, result.metrics)
     features = {s.modality: dataclasses.asdict(s) for s in sources}
     cells = [{**base, "registered_model": registered, "params": json.dumps(params, sort_keys=True),
               "options": json.dumps(result.options, sort_keys=True), "features": json.dumps(features, sort_keys=True),
@@ -198,19 +196,23 @@ def run_cell(context, target: str, feature_set: str, modalities: list[str], mode
               "confusion": json.dumps({s: m["confusion"] for s, m in result.metrics.items()}),
               "counts": json.dumps(data.counts, sort_keys=True, default=str),
               "checkpoint": path, "checkpoint_sha256": digest}]
-    predictions = [
+    written = store.parquet(TRAINING_RESULTS.name).write(result_rows(base, result.metrics), partition=cell)
+    store.parquet(TRAINING_CELLS.name).write(cells, partition=cell)
+    store.parquet(TRAINING_PREDICTIONS.name).write(prediction_rows(cell, data, result), partition=cell)
+    return dg.MaterializeResult(
+        metadata=cell_metadata(cell, data, result, sources, path),
+        data_version=dg.DataVersion(written.metadata["content_hash"]),
+    )
+
+
+def prediction_rows(cell: str, data, result) -> list[dict[str, Any]]:
+    """One row per scored utterance of each split: its label, the prediction, the probabilities."""
+    return [
         {"cell": cell, "id": str(data.ids[r]), "split": split, "label": data.classes[int(data.labels[r])],
          "predicted": data.classes[int(p)], "probabilities": probs.tolist()}
         for split, pred in result.predictions.items()
         for r, p, probs in zip(pred.rows, pred.predicted, pred.probabilities)
     ]
-    written = store.parquet(TRAINING_RESULTS.name).write(results, partition=cell)
-    store.parquet(TRAINING_CELLS.name).write(cells, partition=cell)
-    store.parquet(TRAINING_PREDICTIONS.name).write(predictions, partition=cell)
-    return dg.MaterializeResult(
-        metadata=cell_metadata(cell, data, result, sources, path),
-        data_version=dg.DataVersion(written.metadata["content_hash"]),
-    )
 
 
 def result_rows(base: dict[str, Any], metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

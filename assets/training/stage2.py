@@ -418,7 +418,7 @@ def sync_stage2(context, modality: str) -> dg.MaterializeResult:
 
     from assets.embedding_tables import sync_embeddings
     from models.heads import head_features
-    from models.train import load_checkpoint, metrics
+    from models.train import load_checkpoint
     from storage import content_hash, media, row_key, uris
     from storage.dataset import FeatureSource, meld_rows, read_source
     from storage.embedding_sync import Embedded, sql_and
@@ -454,23 +454,10 @@ def sync_stage2(context, modality: str) -> dg.MaterializeResult:
         n = len(EMOTIONS)
         return [Embedded(v, extras={"probabilities": v[-n:].tolist()}) for v in out]
 
-    dev = frame.filter(pl.col("split") == "dev")
     extra = {"head": head["head"], "trained on": head["trained_on"]}
+    dev = frame.filter(pl.col("split") == "dev")
     if dev.height:
-        probabilities = head_features(model, vectors[dev["_at"].to_numpy()])[:, -len(EMOTIONS):]
-        usable = dev["emotion"].is_in(list(EMOTIONS)).to_numpy()
-        labels = np.asarray([EMOTIONS.index(e) for e in dev["emotion"].to_numpy()[usable]])
-        m = metrics(labels, probabilities[usable].argmax(1), EMOTIONS)
-        base = {"run": f"heads.{modality}.{head['model']}.meld", "method": head["model"], "modality": modality,
-                "seed": int(head["seed"]), "train_on": head["trained_on"], "test_on": "meld", "fold": 0}
-        rows = classification_rows(base, "dev", m)
-        commonest = json.loads(head["counts"]).get("commonest train label")
-        if commonest in EMOTIONS:  # the baseline: the head's commonest training label, always
-            majority = metrics(labels, np.full_like(labels, EMOTIONS.index(commonest)), EMOTIONS)
-            rows += classification_rows({**base, "method": "majority"}, "dev", majority)
-        store.parquet(CORPUS_RESULTS.name).write(rows, partition=base["run"])
-        extra |= {"MELD dev weighted F1 of the head": round(100 * m["weighted_f1"], 2),
-                  "MELD dev accuracy of the head": round(100 * m["accuracy"], 2)}
+        extra |= score_on_meld_dev(store, modality, head, model, vectors[dev["_at"].to_numpy()], dev["emotion"])
     table = store.lance(STAGE2_FEATURES[modality].name).for_vectors(int(head["dim"]), log=context.log.info)
     return sync_embeddings(
         context, table, wanted, spec=hs, scope=sql_and(fingerprint=fingerprint),
@@ -479,6 +466,28 @@ def sync_stage2(context, modality: str) -> dg.MaterializeResult:
         sample_columns=["id", "split", "speaker", "emotion", "head", "status"], count_by=("split",),
         extra_metadata=extra,
     )
+
+
+def score_on_meld_dev(store, modality: str, head: dict, model, vectors: np.ndarray, emotions) -> dict:
+    """The head's scores on MELD dev (beside the majority baseline of its commonest training
+    label) as corpus_results rows; their headline figures for the materialization."""
+    from models.heads import head_features
+    from models.train import metrics
+
+    probabilities = head_features(model, vectors)[:, -len(EMOTIONS):]
+    usable = emotions.is_in(list(EMOTIONS)).to_numpy()
+    labels = np.asarray([EMOTIONS.index(e) for e in emotions.to_numpy()[usable]])
+    m = metrics(labels, probabilities[usable].argmax(1), EMOTIONS)
+    base = {"run": f"heads.{modality}.{head['model']}.meld", "method": head["model"], "modality": modality,
+            "seed": int(head["seed"]), "train_on": head["trained_on"], "test_on": "meld", "fold": 0}
+    rows = classification_rows(base, "dev", m)
+    commonest = json.loads(head["counts"]).get("commonest train label")
+    if commonest in EMOTIONS:  # the baseline: the head's commonest training label, always
+        majority = metrics(labels, np.full_like(labels, EMOTIONS.index(commonest)), EMOTIONS)
+        rows += classification_rows({**base, "method": "majority"}, "dev", majority)
+    store.parquet(CORPUS_RESULTS.name).write(rows, partition=base["run"])
+    return {"MELD dev weighted F1 of the head": round(100 * m["weighted_f1"], 2),
+            "MELD dev accuracy of the head": round(100 * m["accuracy"], 2)}
 
 
 def _threads() -> None:
