@@ -4,6 +4,10 @@ bootstrap 95% interval on the WER difference.
 
 Usage: nice -n 10 .venv/bin/python benchmarks/transcripts.py --corpus MELD_ROOT [--clips N] [--model tiny.en]
 
+Beside the project's defaults (short clips packed several to a 10 s window, split back by word
+alignment; 2 clips per encoder call) it measures the levers one at a time: every clip in its own
+window (`pack = false`), and that with 8 clips per encoder call (the previous default).
+
 Clips: the real RAVDESS actor-01 files under ../shared/data/audio (when present) plus the voiced
 clips of a benchmark corpus (`emostore demo-corpus DIR --clips N`; references from its
 ground_truth.json), speech channel decoded as the pipeline does. Both methods use the same
@@ -87,7 +91,7 @@ def bootstrap_difference(base: tuple, other: tuple, draws: int = 5000, seed: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, help="a benchmark MELD.Raw (demo-corpus --clips N)")
-    parser.add_argument("--clips", type=int, default=320, help="clips in all (RAVDESS first)")
+    parser.add_argument("--clips", type=int, default=400, help="clips in all (RAVDESS first)")
     parser.add_argument("--model", default="tiny.en")
     args = parser.parse_args()
 
@@ -99,8 +103,9 @@ def main() -> None:
     audio, references, sources = clips(args.corpus, args.clips)
     seconds = sum(len(a) for a in audio) / 16000
     methods = {
-        "project short-clip method (default params)": {},
-        "project short-clip method, greedy (beam_size 1)": {"beam_size": 1},
+        "project short-clip method (default params: packed)": {},
+        "project short-clip method, each clip in its own window (pack false)": {"pack": False},
+        "the same, 8 clips per encoder call (the previous default)": {"pack": False, "encoder_batch_size": 8},
     }
     asr = {name: load_asr(ModelSpec("asr", "faster-whisper", args.model, params=params)) for name, params in methods.items()}
     bare = WhisperModel(str(next(iter(asr.values())).model_dir), device="cpu", compute_type="int8",
@@ -132,7 +137,7 @@ def main() -> None:
             texts[name] += fn(audio[start:start + CHUNK])
             cpu[name] += time.process_time() - c
             wall[name] += time.perf_counter() - w
-        print(f"{min(start + CHUNK, len(audio))}/{len(audio)} clips", flush=True)
+        print(f"{min(start + CHUNK, len(audio))}/{len(audio)} clips", {n: round(c, 1) for n, c in cpu.items()}, flush=True)
     scored = {}
     ravdess = np.asarray([s == "ravdess" for s in sources])
     for name in runs:
@@ -145,6 +150,7 @@ def main() -> None:
             "wer_corpus": round(float(e[~ravdess].sum() / max(w[~ravdess].sum(), 1) * 100), 2),
         }
         print(f"{name}: {results['methods'][name]}", flush=True)
+    results["machine"]["load_average_at_end"] = os.getloadavg()[0]
     base_name = next(iter(runs))
     base = results["methods"][base_name]
     for name in list(runs)[1:]:
