@@ -175,8 +175,8 @@ def padded_log_mel(samples: np.ndarray, seconds: float, log_mel: Callable[[np.nd
     and a little silence only.
 
     Whisper's log-mel is floored at its maximum - 8, so every frame that sees only the zero
-    padding holds the same value; they are copied from the first such frame instead of computed
-    (for a 2 s clip in a 10 s window that is 4/5 of the STFT). `log_mel` maps `(N,)` samples
+    padding holds the same value; they are copied from the last computed frame (one such) instead
+    of computed (for a 2 s clip in a 10 s window, 4/5 of the STFT). `log_mel` maps `(N,)` samples
     to `(n_mels, N // 160)` frames, with the STFT centred (frame j spans samples j * 160 +- 200).
     """
     frames = int(round(seconds * MEL_FRAMES_PER_SECOND))
