@@ -63,7 +63,7 @@ def read(root: Path, rules: LabelRules | None = None) -> Scan:
 def read_ckplus48(root: Path, crops: Path) -> Scan:
     scan = Scan("ckplus", root, layout="CK+48: <emotion>/S###_###_########.png")
 
-    def crop(path: Path, rel: str, scan: Scan) -> dict:
+    def crop(_: Path, path: Path, rel: str, scan: Scan) -> dict:
         folder, match = path.parent.name.lower(), _FRAME.match(path.stem)
         if path.parent == crops or path.parent.parent != crops:
             problem: Problem | None = malformed(f"{rel} is not in an emotion folder")
@@ -75,7 +75,7 @@ def read_ckplus48(root: Path, crops: Path) -> Scan:
             problem = image_problem(path)
         return item("ckplus", path.stem, folder, path=rel, speaker=match.group(1) if match else None, problem=problem)
 
-    read_named_files(scan, crops, Naming("ckplus", IMAGE_SUFFIXES, "", crop,
+    read_named_files(scan, crops, Naming("ckplus", scan.layout, IMAGE_SUFFIXES, "", lambda path: path, crop,
                                          describe=lambda row, kept: f"the same frame also lies in {kept['path']}"))
     return scan
 

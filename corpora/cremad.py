@@ -8,9 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, first_problem, item, read_named_files
+from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, item, stem_match, unknown_code
 from corpora.registry import Corpus, Protocol
-from storage.labels import LabelRules
 
 SENTENCES = {
     "IEO": "It's eleven o'clock",
@@ -31,28 +30,17 @@ LEVELS = {"LO": 1.0, "MD": 2.0, "HI": 3.0, "XX": None}  # XX: unspecified
 _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 
 
-def _file(path: Path, rel: str, scan: Scan) -> dict | None:
-    match = _NAME.match(path.stem)
-    if match is None:
-        return None
+def _row(match: re.Match, path: Path, rel: str, scan: Scan) -> dict:
     actor, sentence, emotion, level = match.groups()
-    problem = first_problem([
-        (sentence not in SENTENCES, f"{path.name}: unknown sentence code {sentence}"),
-        (emotion not in EMOTIONS, f"{path.name}: unknown emotion code {emotion}"),
-        (level not in LEVELS, f"{path.name}: unknown level code {level}"),
-    ], lambda: audio_problem(path))
+    known = {"sentence code": (sentence, SENTENCES), "emotion code": (emotion, EMOTIONS), "level code": (level, LEVELS)}
     return item("cremad", path.stem, emotion, path=rel, speaker=actor, text=SENTENCES.get(sentence),
-                intensity=LEVELS.get(level), problem=problem)
+                intensity=LEVELS.get(level), problem=unknown_code(path, known, audio_problem))
 
 
-NAMING = Naming("cremad", AUDIO_SUFFIXES, "ACTOR_SENTENCE_EMOTION_LEVEL", _file)
-
-
-def read(root: Path, rules: LabelRules | None = None) -> Scan:
-    """CREMA-D's `AudioWAV/` (or wavs directly under the root)."""
-    scan = Scan("cremad", root, layout="CREMA-D: AudioWAV/AAAA_SSS_EEE_LL.wav")
-    read_named_files(scan, scan.folder("AudioWAV", "CREMA-D: AAAA_SSS_EEE_LL.wav under the root (no AudioWAV/)"), NAMING)
-    return scan
+# CREMA-D's `AudioWAV/` (or wavs directly under the root)
+NAMING = Naming("cremad", "CREMA-D: AudioWAV/AAAA_SSS_EEE_LL.wav", AUDIO_SUFFIXES, "ACTOR_SENTENCE_EMOTION_LEVEL",
+                stem_match(_NAME), _row, folder=("AudioWAV", "CREMA-D: AAAA_SSS_EEE_LL.wav under the root (no AudioWAV/)"))
+read = NAMING.read
 
 
 CORPUS = Corpus("cremad", "audio", "CREMA-D's AudioWAV files", read, Protocol("speaker_folds", 5))

@@ -19,9 +19,7 @@ COLUMNS = ("tweet_id", "sentiment", "author", "content")
 
 def read(root: Path, rules: LabelRules = LabelRules()) -> Scan:
     scan = Scan("crowdflower", root, layout=f"Crowdflower: {FILE}")
-    path = root / FILE
-    if not path.is_file():
-        scan.missing.append(FILE)
+    if (path := scan.file(FILE)) is None:
         return scan
     entities = 0
     with scan.open_text(path) as handle:

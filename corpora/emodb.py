@@ -8,9 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, first_problem, item, read_named_files
+from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, item, stem_match, unknown_code
 from corpora.registry import Corpus, Protocol
-from storage.labels import LabelRules
 
 TEXTS = {
     "a01": "Der Lappen liegt auf dem Eisschrank.",
@@ -28,26 +27,16 @@ EMOTIONS = ("W", "L", "E", "A", "F", "T", "N")
 _NAME = re.compile(r"^(\d{2})([ab]\d{2})([A-Z])([a-z])$")
 
 
-def _file(path: Path, rel: str, scan: Scan) -> dict | None:
-    match = _NAME.match(path.stem)
-    if match is None:
-        return None
+def _row(match: re.Match, path: Path, rel: str, scan: Scan) -> dict:
     speaker, text_code, emotion, _version = match.groups()
-    problem = first_problem([
-        (emotion not in EMOTIONS, f"{path.name}: unknown emotion letter {emotion}"),
-        (text_code not in TEXTS, f"{path.name}: unknown text code {text_code}"),
-    ], lambda: audio_problem(path))
+    problem = unknown_code(path, {"emotion letter": (emotion, EMOTIONS), "text code": (text_code, TEXTS)}, audio_problem)
     return item("emodb", path.stem, emotion, path=rel, speaker=speaker, text=TEXTS.get(text_code), problem=problem)
 
 
-NAMING = Naming("emodb", AUDIO_SUFFIXES, "SPEAKER TEXT EMOTION VERSION (e.g. 03a01Fa)", _file)
-
-
-def read(root: Path, rules: LabelRules | None = None) -> Scan:
-    """EmoDB's `wav/` folder (or the wavs directly under the root)."""
-    scan = Scan("emodb", root, layout="EmoDB: wav/SSTTTEV.wav")
-    read_named_files(scan, scan.folder("wav", "EmoDB: SSTTTEV.wav under the root (no wav/)"), NAMING)
-    return scan
+# EmoDB's `wav/` folder (or the wavs directly under the root)
+NAMING = Naming("emodb", "EmoDB: wav/SSTTTEV.wav", AUDIO_SUFFIXES, "SPEAKER TEXT EMOTION VERSION (e.g. 03a01Fa)",
+                stem_match(_NAME), _row, folder=("wav", "EmoDB: SSTTTEV.wav under the root (no wav/)"))
+read = NAMING.read
 
 
 CORPUS = Corpus("emodb", "audio", "EmoDB's wav files", read, Protocol("leave_one_speaker_out"))

@@ -37,9 +37,7 @@ def isear_text(sit: str) -> str:
 
 def read(root: Path, rules: LabelRules = LabelRules()) -> Scan:
     scan = Scan("isear", root, layout=f"ISEAR: {FILE} (|-separated)")
-    path = root / FILE
-    if not path.is_file():
-        scan.missing.append(FILE)
+    if (path := scan.file(FILE)) is None:
         return scan
     lines = scan.lines(path)
     _, header_line, _ = next(lines, (0, "", False))

@@ -7,31 +7,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from corpora.reading import IMAGE_SUFFIXES, Naming, Scan, first_problem, image_problem, item, read_named_files
+from corpora.reading import IMAGE_SUFFIXES, Naming, Scan, image_problem, item, stem_match, unknown_code
 from corpora.registry import Corpus, Protocol
-from storage.labels import LabelRules
 
 EMOTIONS = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
 _NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})(\d+)\.(\d+)$")
 
 
-def _file(path: Path, rel: str, scan: Scan) -> dict | None:
-    match = _NAME.match(path.stem)
-    if match is None:
-        return None
+def _row(match: re.Match, path: Path, rel: str, scan: Scan) -> dict:
     subject, emotion = match.group(1), match.group(2)
-    problem = first_problem([(emotion not in EMOTIONS, f"{path.name}: unknown emotion code {emotion}")],
-                            lambda: image_problem(path))
+    problem = unknown_code(path, {"emotion code": (emotion, EMOTIONS)}, image_problem)
     return item("jaffe", path.stem, emotion, path=rel, speaker=subject, problem=problem)
 
 
-NAMING = Naming("jaffe", IMAGE_SUFFIXES, "SUBJECT.EMOTIONn.NUMBER (e.g. KA.AN1.39)", _file)
-
-
-def read(root: Path, rules: LabelRules | None = None) -> Scan:
-    scan = Scan("jaffe", root, layout="JAFFE: SS.EEn.N.tiff")
-    read_named_files(scan, root, NAMING)
-    return scan
+NAMING = Naming("jaffe", "JAFFE: SS.EEn.N.tiff", IMAGE_SUFFIXES, "SUBJECT.EMOTIONn.NUMBER (e.g. KA.AN1.39)",
+                stem_match(_NAME), _row)
+read = NAMING.read
 
 
 CORPUS = Corpus("jaffe", "face", "JAFFE's images", read, Protocol("leave_one_speaker_out"))

@@ -19,11 +19,9 @@ from corpora.reading import (
     audio_problem,
     first_problem,
     item,
-    read_named_files,
     video_problem,
 )
 from corpora.registry import Corpus, Protocol
-from storage.labels import LabelRules
 
 MODALITY = {"01": "audio-video", "02": "video-only", "03": "audio-only"}
 CHANNEL = {"01": "speech", "02": "song"}
@@ -92,10 +90,7 @@ def _twin(row: dict, kept: dict) -> str:
     return f"same recording code {code} as {kept['path']}{why}"
 
 
-def _file(path: Path, rel: str, scan: Scan) -> dict | None:
-    fields = ravdess_fields(path.stem)
-    if fields is None:
-        return None
+def _row(fields: dict[str, str], path: Path, rel: str, scan: Scan) -> dict:
     media = "audio" if path.suffix.lower() in AUDIO_SUFFIXES else "video"
     folder = _ACTOR_FOLDER.match(path.parent.name)
     problem = first_problem([
@@ -110,16 +105,11 @@ def _file(path: Path, rel: str, scan: Scan) -> dict | None:
                 intensity=INTENSITY.get(fields["intensity"]), problem=problem)
 
 
-NAMING = Naming("ravdess", AUDIO_SUFFIXES + VIDEO_SUFFIXES,
-                "MM-VV-EE-II-SS-RR-AA (RAVDESS's seven fields)", _file, _name_consistent, _twin)
-
-
-def read(root: Path, rules: LabelRules | None = None) -> Scan:
-    """RAVDESS speech and song, audio-only and audio-video, in `Actor_XX` folders or anywhere."""
-    scan = Scan("ravdess", root, layout="RAVDESS: MM-VV-EE-II-SS-RR-AA.{wav,mp4} files")
-    if duplicates := read_named_files(scan, root, NAMING):
-        scan.quirk("second file of one recording code", duplicates)
-    return scan
+# RAVDESS speech and song, audio-only and audio-video, in `Actor_XX` folders or anywhere
+NAMING = Naming("ravdess", "RAVDESS: MM-VV-EE-II-SS-RR-AA.{wav,mp4} files", AUDIO_SUFFIXES + VIDEO_SUFFIXES,
+                "MM-VV-EE-II-SS-RR-AA (RAVDESS's seven fields)", lambda path: ravdess_fields(path.stem), _row,
+                preference=_name_consistent, describe=_twin, duplicates_quirk="second file of one recording code")
+read = NAMING.read
 
 
 CORPUS = Corpus("ravdess", "audio", "RAVDESS's speech and song files (audio-only and audio-video)", read,

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,6 +91,13 @@ class Scan:
         self.missing.append(f"{name}/")
         self.layout = layout_without
         return self.root
+
+    def file(self, name: str) -> Path | None:
+        """`root/name` where it is a file; else None, `name` noted as missing."""
+        if (self.root / name).is_file():
+            return self.root / name
+        self.missing.append(name)
+        return None
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -184,16 +192,31 @@ def text_mapped(mapped: Mapped, text: str, corpus: str) -> Mapped:
 # -- the loop every file-named corpus shares ---------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Naming:
-    """How a corpus names its media files: the reader of one file's name, and what to call a
-    name it cannot read."""
+    """A corpus whose items are media files named by a pattern: how one name is read, and
+    `read`, the corpus's reader."""
 
     corpus: str
+    layout: str  # the published layout, in words
     suffixes: tuple[str, ...]
     expected: str  # "ACTOR_SENTENCE_EMOTION_LEVEL": a file not so named is a malformed row
-    # (the file, its path relative to the root, the scan) -> its row, or None: not so named
-    parse: Callable[[Path, str, Scan], dict[str, Any] | None]
+    fields: Callable[[Path], Any]  # a file's name read (a match, a dict), or None: not so named
+    row: Callable[[Any, Path, str, Scan], dict[str, Any]]  # (fields, file, relative path, scan) -> its row
+    folder: tuple[str, str] | None = None  # (subfolder read when present, the layout without it)
     preference: Callable[[dict[str, Any]], Any] | None = None  # which of one id's files keeps it
     describe: Callable[[dict[str, Any], dict[str, Any]], str] | None = None  # a duplicate's reason
+    duplicates_quirk: str | None = None  # the quirk duplicates are counted under, if any
+
+    def read(self, root: Path, rules: Any = None) -> Scan:
+        scan = Scan(self.corpus, root, layout=self.layout)
+        marked = read_named_files(scan, scan.folder(*self.folder) if self.folder else root, self)
+        if marked and self.duplicates_quirk:
+            scan.quirk(self.duplicates_quirk, marked)
+        return scan
+
+
+def stem_match(pattern: re.Pattern) -> Callable[[Path], re.Match | None]:
+    """`Naming.fields` for a corpus whose file stems match `pattern`."""
+    return lambda path: pattern.match(path.stem)
 
 
 def read_named_files(scan: Scan, folder: Path, naming: Naming) -> int:
@@ -202,14 +225,22 @@ def read_named_files(scan: Scan, folder: Path, naming: Naming) -> int:
     for path in scan.files_under(folder, naming.suffixes):
         scan.files += 1
         rel = scan.relative(path)
-        row = naming.parse(path, rel, scan)
-        if row is None:
-            row = item(naming.corpus, path.stem, path=rel,
-                       problem=malformed(f"{path.name} is not named {naming.expected}"))
-        scan.rows.append(row)
+        fields = naming.fields(path)
+        scan.rows.append(item(naming.corpus, path.stem, path=rel, problem=malformed(
+            f"{path.name} is not named {naming.expected}")) if fields is None else naming.row(fields, path, rel, scan))
     marked = mark_duplicates(scan.rows, naming.preference, naming.describe)
     scan.rows = sorted_rows(scan.rows)
     return marked
+
+
+def unknown_code(path: Path, codes: dict[str, tuple[str, Container[str]]],
+                 media: Callable[[Path], Problem | None]) -> Problem | None:
+    """`malformed_row` for the first field whose code its corpus does not know (`{"sentence code":
+    (code, SENTENCES)}` -> "1001_XYZ_ANG_XX.wav: unknown sentence code XYZ"), else `media(path)`."""
+    for what, (code, known) in codes.items():
+        if code not in known:
+            return malformed(f"{path.name}: unknown {what} {code}")
+    return media(path)
 
 
 def first_problem(checks: Iterable[tuple[bool, str]], media: Callable[[], Problem | None]) -> Problem | None:
@@ -230,36 +261,28 @@ def outside_problem(path: Path) -> Problem | None:
 
 def audio_problem(path: Path) -> Problem | None:
     """Why an audio (or audio-video) file cannot give speech, or None when it can."""
-    facts = _probe(path)
-    if isinstance(facts, Problem) or facts is None:
-        return facts
-    if facts.audio_codec is None:
-        return Problem(Status.NO_AUDIO, f"{path.name} has no audio stream")
-    if facts.duration_s is not None and facts.duration_s <= 0:
-        return Problem(Status.ZERO_DURATION, f"{path.name} lasts 0 s")
-    return None
+    return _stream_problem(path, "audio")
 
 
 def video_problem(path: Path) -> Problem | None:
     """Why a video file cannot give frames, or None when it can."""
-    facts = _probe(path)
-    if isinstance(facts, Problem) or facts is None:
-        return facts
-    if facts.video_codec is None:
-        return Problem(Status.NO_VIDEO, f"{path.name} has no video stream")
-    return None
+    return _stream_problem(path, "video")
 
 
-def _probe(path: Path):
-    """The media facts of a file inside its corpus, or the problem that stops them."""
+def _stream_problem(path: Path, stream: str) -> Problem | None:
     if (outside := outside_problem(path)) is not None:
         return outside
     from storage.media import MediaProblem, probe
 
     try:
-        return probe(path)
+        facts = probe(path)
     except MediaProblem as exc:
         return Problem(exc.status, exc.reason)
+    if getattr(facts, f"{stream}_codec") is None:
+        return Problem(Status.NO_AUDIO if stream == "audio" else Status.NO_VIDEO, f"{path.name} has no {stream} stream")
+    if stream == "audio" and facts.duration_s is not None and facts.duration_s <= 0:
+        return Problem(Status.ZERO_DURATION, f"{path.name} lasts 0 s")
+    return None
 
 
 def image_problem(path: Path) -> Problem | None:

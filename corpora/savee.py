@@ -8,9 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, first_problem, item, read_named_files
+from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, first_problem, item
 from corpora.registry import Corpus, Protocol
-from storage.labels import LabelRules
 
 EMOTIONS = ("sa", "su", "a", "d", "f", "h", "n")  # two-letter codes first
 _FLAT = re.compile(r"^([A-Za-z]{2})_([A-Za-z]+?)(\d{2})$")
@@ -33,9 +32,7 @@ def _fields(path: Path) -> tuple[str, str, str] | None:
     return None
 
 
-def _file(path: Path, rel: str, scan: Scan) -> dict | None:
-    if (fields := _fields(path)) is None:
-        return None
+def _row(fields: tuple[str, str, str], path: Path, rel: str, scan: Scan) -> dict:
     speaker, code, number = fields
     emotion = savee_emotion(code)
     problem = first_problem([(emotion is None, f"{path.name}: unknown emotion code {code!r}")],
@@ -43,13 +40,9 @@ def _file(path: Path, rel: str, scan: Scan) -> dict | None:
     return item("savee", f"{speaker}_{code}{number}", emotion or code, path=rel, speaker=speaker, problem=problem)
 
 
-NAMING = Naming("savee", AUDIO_SUFFIXES, "SPEAKER_EMOTIONnn (e.g. DC_a01)", _file)
-
-
-def read(root: Path, rules: LabelRules | None = None) -> Scan:
-    scan = Scan("savee", root, layout="SAVEE: SS_Enn.wav or SS/Enn.wav")
-    read_named_files(scan, root, NAMING)
-    return scan
+NAMING = Naming("savee", "SAVEE: SS_Enn.wav or SS/Enn.wav", AUDIO_SUFFIXES, "SPEAKER_EMOTIONnn (e.g. DC_a01)",
+                _fields, _row)
+read = NAMING.read
 
 
 CORPUS = Corpus("savee", "audio", "SAVEE's wav files", read, Protocol("leave_one_speaker_out"))

@@ -8,19 +8,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, first_problem, item, read_named_files
+from corpora.reading import AUDIO_SUFFIXES, Naming, Scan, audio_problem, first_problem, item, stem_match
 from corpora.registry import Corpus, Protocol
-from storage.labels import LabelRules
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "neutral", "ps", "sad")
 EMOTION_ALIASES = {"pleasant_surprise": "ps", "pleasant_surprised": "ps"}
 _NAME = re.compile(r"^([A-Za-z]{3})_(.+?)_(pleasant_surprised?|[A-Za-z]+)$", re.IGNORECASE)
 
 
-def _file(path: Path, rel: str, scan: Scan) -> dict | None:
-    match = _NAME.match(path.stem)
-    if match is None:
-        return None
+def _row(match: re.Match, path: Path, rel: str, scan: Scan) -> dict:
     speaker, word, emotion = match.group(1).upper(), match.group(2).lower(), match.group(3).lower()
     if emotion in EMOTION_ALIASES:
         emotion = EMOTION_ALIASES[emotion]
@@ -33,16 +29,11 @@ def _file(path: Path, rel: str, scan: Scan) -> dict | None:
                 text=f"Say the word {word}", problem=problem)
 
 
-NAMING = Naming("tess", AUDIO_SUFFIXES, "SPEAKER_word_emotion (e.g. OAF_back_angry)", _file,
-                describe=lambda row, kept: f"the same recording as {kept['path']}")
-
-
-def read(root: Path, rules: LabelRules | None = None) -> Scan:
-    """TESS: `OAF_back_angry.wav` in folders such as `OAF_angry` or `YAF_pleasant_surprised`."""
-    scan = Scan("tess", root, layout="TESS: SPK_word_emotion.wav")
-    if duplicates := read_named_files(scan, root, NAMING):
-        scan.quirk("the same recording in two folders", duplicates)
-    return scan
+# TESS: `OAF_back_angry.wav` in folders such as `OAF_angry` or `YAF_pleasant_surprised`
+NAMING = Naming("tess", "TESS: SPK_word_emotion.wav", AUDIO_SUFFIXES, "SPEAKER_word_emotion (e.g. OAF_back_angry)",
+                stem_match(_NAME), _row, describe=lambda row, kept: f"the same recording as {kept['path']}",
+                duplicates_quirk="the same recording in two folders")
+read = NAMING.read
 
 
 CORPUS = Corpus("tess", "audio", "TESS's wav files", read, Protocol("leave_one_speaker_out"))
