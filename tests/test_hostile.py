@@ -30,7 +30,7 @@ TRIED = {"meld csv": 0, "corpus names": 0}  # bad inputs fed, for the report
 
 # A fork server that has imported the readers once: each example is a fresh child of it.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["assets.meld.utterances", "assets.corpora.media_items", "tests.test_hostile"])
+_CONTEXT.set_forkserver_preload(["assets.meld.utterances", "assets.corpora.items", "tests.test_hostile"])
 
 
 def _limited(fn, args, sink) -> None:
@@ -198,7 +198,7 @@ def corpus_trees(tmp_path_factory):
 def read_fuzzed_corpus(corpus: str, tree: str, workdir: str, names: list[str], lines: list[str]) -> dict:
     """The corpus's fixture tree, plus a copy of one of its media files under each fuzzed name in
     every folder that holds media, plus fuzzed lines appended to its label files; then read."""
-    from assets.corpora.media_items import READERS
+    from corpora import registry
     from storage.schemas.corpora import items_frame
     from storage.sources import control_characters
 
@@ -217,7 +217,7 @@ def read_fuzzed_corpus(corpus: str, tree: str, workdir: str, names: list[str], l
     for label_file in [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".csv")][:4]:
         with open(label_file, "a", encoding="utf-8", errors="surrogatepass") as handle:
             handle.write("".join(line + "\n" for line in lines))
-    rows = READERS[corpus](root).rows
+    rows = registry.get(corpus).read(root).rows
     frame = items_frame(rows)
     return {
         "rows": frame.height, "media": len(media), "added": added,
@@ -251,7 +251,7 @@ def test_fuzzed_corpus_names_and_lines_give_rows_with_statuses(tmp_path_factory,
 
 # -- sources stay inside their corpus ----------------------------------------------------------
 def test_a_symlink_leading_out_of_the_corpus_is_a_status_row_and_never_read(tmp_path, monkeypatch):
-    from assets.corpora.audio_items import read_cremad
+    from corpora.cremad import read as read_cremad
     from assets.meld.utterances import Limits, ingest_split
     from storage import media
 
@@ -343,7 +343,7 @@ def test_an_empty_csv_beside_clips_fails_on_the_first_ingest_too(tmp_path, setti
 
 
 def test_a_corpus_items_table_that_shrinks_fails_its_check(tmp_path, monkeypatch):
-    from assets.corpora.media_items import MEDIA_ITEM_ASSETS
+    from assets.corpora.items import ITEM_ASSETS
     from assets.resources import CorporaResource, StoreResource, ThresholdsResource
     from assets.shrink import ACCEPT_ENV
 
@@ -356,7 +356,7 @@ def test_a_corpus_items_table_that_shrinks_fails_its_check(tmp_path, monkeypatch
                  "corpora": CorporaResource(roots={"cremad": str(root)})}
 
     def materialize():
-        result = dg.materialize([MEDIA_ITEM_ASSETS["cremad"]], resources=resources, raise_on_error=False)
+        result = dg.materialize([ITEM_ASSETS["cremad"]], resources=resources, raise_on_error=False)
         return result.success, {c.check_name: c for c in result.get_asset_check_evaluations()}
 
     assert materialize()[0]
