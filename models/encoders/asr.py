@@ -1,7 +1,7 @@
 """Whisper speech recognition for short clips, one interface over two backends.
 
 Whisper pads every input to a 30 s window, so for utterance-length clips most encoder work is
-padding. The short-clip method (measured on these machines, see NOTES.md) decodes batches of
+padding. The short-clip method (measured by benchmarks/transcripts.py) decodes batches of
 clips of similar length with the encoder input trimmed to the longest clip of the batch (never
 below a 10 s window: shorter windows loop and cut endings), caps the output at about 12 tokens
 per audio second + 16, and re-runs only the suspect clips (repetitive, unlikely or too many
