@@ -7,8 +7,11 @@ sorted keys and the content hash their footer carries (written over store-relati
 so two stores in different places compare equal); Lance tables by rows, sorted keys and a digest
 of their rows in key order, and separately of their rows without the vectors, so a float-level
 difference in an encoder's output is told apart from a changed row. Prints one line per table
-and a summary, writes the figures to benchmarks/results/compare_stores.json. Run:
-    .venv/bin/python benchmarks/compare_stores.py STORE_A STORE_B [--only PREFIX ...]
+and a summary; where a Parquet partition differs, the columns that differ. `--ignore seconds`
+compares such partitions again without the named fields (as columns, and as keys inside JSON text
+columns such as a learning curve), for fields that measure wall time. Writes the figures to
+benchmarks/results/compare_stores.json. Run:
+    .venv/bin/python benchmarks/compare_stores.py STORE_A STORE_B [--only PREFIX ...] [--ignore FIELD ...]
 """
 
 from __future__ import annotations
@@ -82,25 +85,69 @@ def compare(a: dict, b: dict) -> dict[str, str]:
     return verdicts
 
 
+def _without(value, ignore: set[str]):
+    """`value` with the `ignore` keys removed at any depth (JSON text parsed and written back)."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.dumps(_without(json.loads(value), ignore), sort_keys=True)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {k: _without(v, ignore) for k, v in value.items() if k not in ignore}
+    if isinstance(value, list):
+        return [_without(v, ignore) for v in value]
+    return value
+
+
+def differing_columns(root_a: str, root_b: str, name: str, part: str, ignore: set[str]) -> tuple[list[str], bool]:
+    """The columns in which one Parquet partition of two stores differs, and whether the two are
+    equal once the `ignore` fields are left out."""
+    from storage import Store
+
+    frames = [Store(root).parquet(name).read(partition=part or None) for root in (root_a, root_b)]
+    columns = [c for c in frames[0].columns if frames[0][c].to_list() != frames[1][c].to_list()]
+    rest = [[[_without(v, ignore) for v in f[c].to_list()] for c in f.columns if c not in ignore] for f in frames]
+    return columns, rest[0] == rest[1]
+
+
+def explain(verdicts: dict[str, str], a: dict, b: dict, root_a: str, root_b: str, ignore: set[str]) -> dict[str, str]:
+    """Differing Parquet tables: which columns, and whether they are equal without `ignore`."""
+    out = {}
+    for name, verdict in verdicts.items():
+        if verdict == "same" or name not in a or name not in b or "without_vectors" in next(iter(a[name].values())):
+            continue
+        parts = [p for p in a[name] if a[name][p] != b[name].get(p)]
+        found = [differing_columns(root_a, root_b, name, p, ignore) for p in parts]
+        columns = sorted({c for cols, _ in found for c in cols})
+        out[name] = (f"{len(parts)} partitions differ in columns {', '.join(columns)}; "
+                     + ("equal without " + ", ".join(sorted(ignore)) if ignore and all(e for _, e in found)
+                        else "different beyond that"))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store_a")
     parser.add_argument("store_b")
     parser.add_argument("--only", nargs="*", default=[], help="table-name prefixes to compare")
+    parser.add_argument("--ignore", nargs="*", default=[], help="fields that measure wall time (e.g. seconds)")
     args = parser.parse_args()
     a, b = snapshot(args.store_a, args.only), snapshot(args.store_b, args.only)
     verdicts = compare(a, b)
+    explained = explain(verdicts, a, b, args.store_a, args.store_b, set(args.ignore))
     for name, verdict in verdicts.items():
         rows = sum(p["rows"] for p in a.get(name, {}).values())
-        print(f"{name:<48} {rows:>7} rows  {verdict}")
+        print(f"{name:<48} {rows:>7} rows  {explained.get(name, verdict)}")
     same = sum(v == "same" for v in verdicts.values())
     print(f"\n{same} of {len(verdicts)} tables the same "
           f"({sum(p['rows'] for t in a.values() for p in t.values())} rows in A, "
           f"{sum(p['rows'] for t in b.values() for p in t.values())} in B)")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"a": args.store_a, "b": args.store_b, "verdicts": verdicts,
+    RESULTS.write_text(json.dumps({"a": args.store_a, "b": args.store_b, "verdicts": verdicts, "explained": explained,
                                    "tables_a": a, "tables_b": b}, indent=1, sort_keys=True))
-    return 0 if same == len(verdicts) else 1
+    beyond = [n for n, v in verdicts.items() if v != "same" and "equal without" not in explained.get(n, "")]
+    print(f"tables different beyond the ignored fields: {', '.join(beyond) or 'none'}")
+    return 0 if not beyond else 1
 
 
 if __name__ == "__main__":

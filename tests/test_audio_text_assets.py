@@ -87,9 +87,9 @@ def materialized(demo_meld: Path, settings_for) -> Materialized:
 
 
 
-def transcripts_follow_clip_audio(run: Materialized) -> None:
+def transcripts_follow_clip_audio(built: Materialized) -> None:
     """One transcript per clip_audio row; unusable clips keep their status."""
-    store, truth, planted = run.store, run.truth, run.planted
+    store, truth, planted = built.store, built.truth, built.planted
     audio = store.parquet("clip_audio").read()
     heard = store.parquet("transcripts").read()
     assert sorted(heard["id"]) == sorted(audio["id"])
@@ -108,9 +108,9 @@ def transcripts_follow_clip_audio(run: Materialized) -> None:
     assert np.abs(usable["voiced_s"].to_numpy() - spoken).max() < 0.35
 
 
-def alignment_filters_by_wer_and_pace(run: Materialized) -> None:
+def alignment_filters_by_wer_and_pace(built: Materialized) -> None:
     """The WER table: measures, keep flag, a WER histogram, the share filtered per split."""
-    settings, instance, store, planted = run.settings, run.instance, run.store, run.planted
+    settings, instance, store, planted = built.settings, built.instance, built.store, built.planted
     usable = store.parquet("transcripts").read().filter(pl.col("status") == "ok")
     aligned = store.parquet("transcript_alignment").read()
     measured = aligned.filter(pl.col("status").is_in(["ok", "misaligned"]))
@@ -138,9 +138,9 @@ def alignment_filters_by_wer_and_pace(run: Materialized) -> None:
     assert reported == {"train", "dev", "test"}  # the share filtered, per split
 
 
-def embedding_tables_cover_every_utterance(run: Materialized) -> None:
+def embedding_tables_cover_every_utterance(built: Materialized) -> None:
     """Four embedding tables: every utterance, filter columns, zero vectors off ok."""
-    store = run.store
+    store = built.store
     audio = store.parquet("clip_audio").read()
     utterances = store.parquet("meld_utterances").read()
     for name in EMBEDDINGS:
@@ -155,9 +155,9 @@ def embedding_tables_cover_every_utterance(run: Materialized) -> None:
                    for idx in store.lance(name).table().list_indices())
 
 
-def speaker_vectors_tell_the_cast_apart(run: Materialized) -> None:
+def speaker_vectors_tell_the_cast_apart(built: Materialized) -> None:
     """The synthetic cast's voices are told apart, and queries by speaker work."""
-    store, truth = run.store, run.truth
+    store, truth = built.store, built.truth
     speakers = store.lance("speaker_embeddings").read().filter(pl.col("status") == "ok")
     voices = np.array([truth[i]["speaker"] for i in speakers["id"]])  # whose synthetic voice speaks
     similarity = cosine(np.stack(speakers["vector"].to_numpy()), np.stack(speakers["vector"].to_numpy()))
@@ -170,9 +170,9 @@ def speaker_vectors_tell_the_cast_apart(run: Materialized) -> None:
     assert found.column("_distance")[0].as_py() < 1e-5  # itself first
 
 
-def nothing_changed_computes_nothing(run: Materialized) -> None:
+def nothing_changed_computes_nothing(built: Materialized) -> None:
     """Nothing changed: update does nothing, and a forced re-run computes zero items."""
-    defs, instance, store = run.defs, run.instance, run.store
+    defs, instance, store = built.defs, built.instance, built.store
     assert update(defs, instance, SELECTION) == []
     lance_versions = {name: store.lance(name).version for name in EMBEDDINGS}
     results = run(defs, instance, targets(defs, [dg.AssetKey(a) for a in MINE]))
@@ -184,9 +184,9 @@ def nothing_changed_computes_nothing(run: Materialized) -> None:
     assert all(state_of(defs, instance)[a] == {"fresh"} for a in MINE)
 
 
-def a_new_asr_spec_reruns_exactly_its_downstream(run: Materialized, demo_meld: Path, settings_for):
+def a_new_asr_spec_reruns_exactly_its_downstream(built: Materialized, demo_meld: Path, settings_for):
     """A new ASR spec: its whole downstream is stale at once, speaker and official text not."""
-    instance, store = run.instance, run.store
+    instance, store = built.instance, built.store
     swapped = settings_for(config(demo_meld, '{compute_type = "int8", beam_size = 1}'))
     defs2 = build_definitions(swapped)
     by_state = state_of(defs2, instance)
@@ -206,9 +206,9 @@ def a_new_asr_spec_reruns_exactly_its_downstream(run: Materialized, demo_meld: P
     return defs2
 
 
-def unusable_audio_recomputes_only_its_clips(run: Materialized, defs2: dg.Definitions) -> None:
+def unusable_audio_recomputes_only_its_clips(built: Materialized, defs2: dg.Definitions) -> None:
     """Unusable audio: rows with a status, and only the changed clips are recomputed."""
-    instance, store = run.instance, run.store
+    instance, store = built.instance, built.store
     dev = store.parquet("clip_audio").read(partition="dev")
     ok_ids = dev.filter(pl.col("status") == "ok")["id"].to_list()
     corrupt_id, silent_id, no_audio_id = ok_ids[:3]
@@ -250,11 +250,11 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     """The demo MELD.Raw through transcripts, alignment and the four embedding tables; then again:
     unchanged input computes nothing, a new ASR spec re-runs exactly its downstream, and damaged
     audio recomputes only its clips."""
-    run = materialized(demo_meld, settings_for)
-    transcripts_follow_clip_audio(run)
-    alignment_filters_by_wer_and_pace(run)
-    embedding_tables_cover_every_utterance(run)
-    speaker_vectors_tell_the_cast_apart(run)
-    nothing_changed_computes_nothing(run)
-    defs2 = a_new_asr_spec_reruns_exactly_its_downstream(run, demo_meld, settings_for)
-    unusable_audio_recomputes_only_its_clips(run, defs2)
+    built = materialized(demo_meld, settings_for)
+    transcripts_follow_clip_audio(built)
+    alignment_filters_by_wer_and_pace(built)
+    embedding_tables_cover_every_utterance(built)
+    speaker_vectors_tell_the_cast_apart(built)
+    nothing_changed_computes_nothing(built)
+    defs2 = a_new_asr_spec_reruns_exactly_its_downstream(built, demo_meld, settings_for)
+    unusable_audio_recomputes_only_its_clips(built, defs2)
