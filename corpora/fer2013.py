@@ -99,7 +99,7 @@ def fer2013_images(root: Path, ids: set[str]) -> dict[str, tuple[np.ndarray, str
 
     path = fer2013_csv(root)
     out: dict[str, tuple[np.ndarray, str]] = {}
-    if path is None:
+    if path is None or not ids:
         return out
     with open_confined(path, root, encoding="utf-8", errors="replace", newline="") as handle:
         for number, fields, _ in fer2013_rows(handle):

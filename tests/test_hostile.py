@@ -352,6 +352,22 @@ def test_an_iemocap_label_file_leading_out_of_the_root_is_a_status_row_and_never
     assert not check.passed and "leading outside the corpus root" in check.metadata["problems"].value
 
 
+def test_a_fer2013_csv_leading_out_of_the_root_is_a_status_row_and_its_pixels_are_never_read(tmp_path):
+    from corpora.fer2013 import fer2013_images, read
+    from corpora.reading import OutsideCorpus
+
+    root = fixtures.fer2013_tree(tmp_path / "fer2013")
+    secret = tmp_path / "outside.csv"
+    (root / "fer2013" / "fer2013.csv").rename(secret)
+    (root / "fer2013" / "fer2013.csv").symlink_to(secret)
+    scan = read(root)
+    assert [(r["id"], r["status"]) for r in scan.rows] == [("fer2013/fer2013.csv", "outside_corpus")]
+    assert scan.outside == ["fer2013/fer2013.csv"] and scan.read == []
+    assert fer2013_images(root, set()) == {}  # no usable item: nothing to open
+    with pytest.raises(OutsideCorpus, match="fer2013.csv leads outside its corpus root"):
+        fer2013_images(root, {"00000"})
+
+
 def test_corpus_readers_open_files_only_through_the_confined_reading_path():
     """Every file a corpus module reads goes through `corpora.reading` (Scan.open_text, text,
     lines, files_under; open_confined), which confines it to the corpus root."""
