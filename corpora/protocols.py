@@ -14,8 +14,8 @@ Each corpus is evaluated the way its literature does it (its module declares whi
 
 An item is tested in its fold and trained on in every other (`storage.dataset.fold_roles` gives
 each item its role in one run, with the next fold as a speaker-independent dev); a corpus with
-fewer speakers than folds gets one fold per speaker. Every fold is a set of whole speakers (or
-sessions) by construction. Only usable items have a fold: `ok`, a label without a counterpart
+fewer speakers than folds gets one fold per speaker. Outside official splits, a fold holds whole
+speakers (or sessions) by construction. Only usable items have a fold: `ok`, a label without a counterpart
 (`unmapped_label`, kept for open-set work), or no consensus category (IEMOCAP's `xxx`, still
 rated for valence, arousal and dominance).
 """
