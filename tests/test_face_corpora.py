@@ -178,3 +178,21 @@ def test_fer2013_pixel_fields(text, problem):
         assert found.shape == (48, 48) and found.dtype == np.uint8
     else:
         assert problem in found
+
+
+def test_a_root_in_no_known_layout_fails_the_readable_check(tmp_path):
+    import dagster as dg
+
+    from assets.corpora.items import ITEM_ASSETS
+    from assets.resources import CorporaResource, StoreResource, ThresholdsResource
+
+    (tmp_path / "fer2013" / "elsewhere").mkdir(parents=True)
+    result = dg.materialize(
+        [ITEM_ASSETS["fer2013"]],
+        resources={"store": StoreResource(root=str(tmp_path / "store")), "thresholds": ThresholdsResource(),
+                   "corpora": CorporaResource(roots={"fer2013": str(tmp_path / "fer2013")})},
+        raise_on_error=False,
+    )
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "readable"]
+    assert not check.passed and not result.success
+    assert check.metadata["problems"].value == "no rows; layout not recognised (missing fer2013.csv)"

@@ -72,7 +72,7 @@ def readable_check(corpus: str, frame, scan: Scan | None) -> dg.AssetCheckResult
         (not scan.recognised, "layout not recognised (missing " + ", ".join(scan.missing) + ")"),
         (scan.recognised and rule.missing_fails and bool(scan.missing), "missing " + ", ".join(scan.missing)),
         (bool(scan.outside), "leading outside the corpus root, not read: " + ", ".join(scan.outside)),
-        (share > rule.max_share, f"{share:.1%} of rows " + ("malformed" if rule is TEXT else
+        (frame.height > 0 and share > rule.max_share, f"{share:.1%} of rows " + ("malformed" if rule is TEXT else
                                                            "malformed or without readable media")),
     ] if failed]
     return dg.AssetCheckResult(check_name="readable", passed=not problems, metadata={
