@@ -32,6 +32,7 @@ class Readable:
 
     code_version: str  # bump when a reader of this kind changes what it writes
     unreadable: tuple[Status, ...]  # statuses that count against the corpus
+    unreadable_words: str  # what those rows are, in the check's words
     max_share: float  # above this share of unreadable rows a root is more likely wrong than damaged
     missing_fails: bool  # whether a missing expected file alone fails the check
     description: str  # of the asset: "Every ... as an item: ..."
@@ -41,6 +42,7 @@ class Readable:
 TEXT = Readable(
     code_version="2",  # 2: drawn test splits
     unreadable=(Status.MALFORMED_ROW,),
+    unreadable_words="malformed",
     max_share=0.05,
     missing_fails=True,
     description="Every line of {description} as an item: text, raw and unified label, status.",
@@ -50,6 +52,7 @@ MEDIA = Readable(
     code_version="1",
     unreadable=(Status.MALFORMED_ROW, Status.CORRUPT_MEDIA, Status.MISSING_MEDIA, Status.NO_AUDIO,
                 Status.NO_VIDEO, Status.ZERO_DURATION),
+    unreadable_words="malformed or without readable media",
     max_share=0.1,
     missing_fails=False,  # a layout's optional folders may be absent; an unrecognised layout fails
     description="Every one of {description} as an item: speaker, raw and unified label, status.",
@@ -72,8 +75,7 @@ def readable_check(corpus: str, frame, scan: Scan | None) -> dg.AssetCheckResult
         (not scan.recognised, "layout not recognised (missing " + ", ".join(scan.missing) + ")"),
         (scan.recognised and rule.missing_fails and bool(scan.missing), "missing " + ", ".join(scan.missing)),
         (bool(scan.outside), "leading outside the corpus root, not read: " + ", ".join(scan.outside)),
-        (frame.height > 0 and share > rule.max_share, f"{share:.1%} of rows " + ("malformed" if rule is TEXT else
-                                                           "malformed or without readable media")),
+        (frame.height > 0 and share > rule.max_share, f"{share:.1%} of rows {rule.unreadable_words}"),
     ] if failed]
     return dg.AssetCheckResult(check_name="readable", passed=not problems, metadata={
         "rows by status": dg.MetadataValue.json(counts),
