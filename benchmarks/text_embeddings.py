@@ -37,13 +37,13 @@ def corpus_roots(data: Path | None, scratch: Path) -> tuple[dict[str, Path], str
 
 
 def read_all(roots: dict[str, Path]) -> tuple[list[dict], dict]:
-    from assets.corpora.text_sources import READERS
+    from corpora import registry
     from storage.labels import LabelRules
 
     items, seconds = [], {}
     for corpus, root in roots.items():
         start = time.perf_counter()
-        items += READERS[corpus](root, LabelRules()).rows
+        items += registry.get(corpus).read(root, LabelRules()).rows
         seconds[corpus] = round(time.perf_counter() - start, 3)
     return items, seconds
 
@@ -104,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from assets.corpora.balance import BalanceOptions, balanced_text_set
+    from corpora.balance import BalanceOptions, balanced_text_set
 
     with tempfile.TemporaryDirectory() as scratch:
         roots, source = corpus_roots(args.data, Path(scratch))

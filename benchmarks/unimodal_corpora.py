@@ -40,9 +40,9 @@ def main() -> int:
         print(f"needs {ravdess} and {ckplus}", file=sys.stderr)
         return 1
 
-    from assets.corpora.audio_items import read_ravdess
     from assets.corpora.face_embeddings import FaceRunner
-    from assets.corpora.face_items import read_ckplus
+    from corpora.ckplus import read as read_ckplus
+    from corpora.ravdess import read as read_ravdess
     from models.encoders.asr_backends import load_asr
     from models.encoders.asr_embedding import AsrEmbedder
     from models.encoders.face_detect import DetectionOptions

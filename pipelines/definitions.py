@@ -7,13 +7,11 @@ import dagster as dg
 from assets import audio, corpora, meld, text, training, vision
 from assets.sources import source_assets, with_sources
 from assets.versioning import with_upstream_fingerprints
+from corpora import registry
 from pipelines.resources import build_resources
-from storage.schemas.corpora import TEXT_CORPORA
-from storage.schemas.unimodal import UNIMODAL_CORPORA
 from pipelines.settings import Settings, load_settings
 
 DOMAINS = (corpora, meld, audio, text, vision)
-CORPORA = (*TEXT_CORPORA, *UNIMODAL_CORPORA)  # besides MELD, whose splits are one source
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -24,7 +22,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         # the grid follows [training], heads [stage2], the corpus methods [plda] and [two_stage]
         training.definitions(settings.training, settings.stage2, settings.plda, settings.two_stage),
         dg.Definitions(
-            assets=source_assets(CORPORA),  # corpus roots as observed sources
+            assets=source_assets(registry.names()),  # corpus roots as observed sources (MELD's splits: its own)
             resources=resources,
             executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
         ),

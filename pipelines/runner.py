@@ -32,7 +32,7 @@ from pipelines.planner import PlannedRun, Target, plan, upstream
 from pipelines.settings import CONFIG_ENV, Settings
 from storage import uris
 
-DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+DAGSTER_YAML = Path(__file__).resolve().with_name("dagster.yaml")  # package data: a wheel carries it too
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -41,7 +41,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
-    template = DAGSTER_YAML.read_text() if DAGSTER_YAML.is_file() else "telemetry:\n  enabled: false\n"
+    template = DAGSTER_YAML.read_text()
     if not target.is_file() or target.read_text() != template:
         target.write_text(template)
     os.environ["DAGSTER_HOME"] = str(home)

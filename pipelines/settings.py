@@ -34,17 +34,14 @@ from assets.resources import (
     TwoStageResource,
     ZeroShotResource,
 )
+from corpora import registry
 from storage import uris
 
 CONFIG_NAME = "emostore.toml"
 CONFIG_ENV = "EMOSTORE_CONFIG"
 
-# Corpus names the adapters know; `[corpora.<name>]` with any other name is an error.
-KNOWN_CORPORA = (
-    "meld", "crowdflower", "saravia", "goemotions", "isear", "semeval_ei_reg",
-    "cremad", "ravdess", "savee", "tess", "emodb", "jaffe", "ckplus", "rafdb", "fer2013",
-    "iemocap",
-)
+# Corpus names the readers know (MELD and corpora/registry.py's); any other `[corpora.<name>]` is an error.
+KNOWN_CORPORA = ("meld", *registry.names())
 
 # The offline defaults: every one of these ships inside an installed package.
 DEFAULT_ENCODERS: dict[str, dict[str, Any]] = {

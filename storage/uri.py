@@ -1,4 +1,7 @@
-"""Table locations are URIs: a local path today, an object store (s3://, gs://, az://) later.
+"""Table locations are URIs: a local path (or file://) or an object-store URI such as
+s3://bucket/prefix, which pyarrow, polars and Lance read and write with the usual `AWS_*`
+environment variables (tests/test_object_store.py runs a store on an S3 API server). Other
+schemes go to pyarrow's `FileSystem.from_uri` as they are.
 
 Every location is built with `join`, never with `os.path`, so names never assume a local disk.
 """

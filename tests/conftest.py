@@ -14,9 +14,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("EMOSTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+_CURRENT: list[pytest.Item] = []  # the test being set up, run or torn down
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _CURRENT[:] = [item]
+
+
 def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data; the calling test is skipped when it is absent."""
+    """A path under ../shared/data; the calling test is skipped when it is absent. A test that
+    reads it without the `realdata` marker fails, so `-m "not realdata"` deselects every one."""
     path = SHARED_DATA.joinpath(*parts)
+    if _CURRENT and _CURRENT[0].get_closest_marker("realdata") is None:
+        pytest.fail(f"{_CURRENT[0].nodeid} reads {path} (../shared/data) without @pytest.mark.realdata", pytrace=False)
     if not path.exists():
         pytest.skip(f"real corpus file {path} is absent (tests read ../shared/data beside the repo)")
     return path

@@ -9,18 +9,14 @@ from collections import Counter
 import dagster as dg
 import pytest
 
-from assets.corpora import audio_items
-from assets.corpora.audio_items import (
-    read_cremad,
-    read_emodb,
-    read_ravdess,
-    read_savee,
-    read_tess,
-    ravdess_code_problem,
-    ravdess_fields,
-    ravdess_performance,
-)
-from assets.corpora.media_items import MEDIA_ITEM_ASSETS
+from assets.corpora.items import ITEM_ASSETS
+from corpora import savee
+from corpora.cremad import read as read_cremad
+from corpora.emodb import read as read_emodb
+from corpora.ravdess import ravdess_code_problem, ravdess_fields, ravdess_performance
+from corpora.ravdess import read as read_ravdess
+from corpora.savee import read as read_savee
+from corpora.tess import read as read_tess
 from assets.resources import CorporaResource, StoreResource, ThresholdsResource
 from storage import Store
 from tests import fixtures_corpora as fixtures
@@ -155,7 +151,7 @@ def test_cremad_without_audiowav_reads_the_root_and_says_so(tmp_path):
 # -- SAVEE ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("code, emotion", [("sa", "sa"), ("su", "su"), ("a", "a"), ("n", "n"), ("s", None), ("x", None)])
 def test_savee_codes_sa_and_su_are_not_read_as_single_letters(code, emotion):
-    assert audio_items.savee_emotion(code) == emotion
+    assert savee.savee_emotion(code) == emotion
 
 
 def test_savee_fixture_tree(tmp_path):
@@ -207,7 +203,7 @@ def test_emodb_fixture_tree(tmp_path):
 # -- the items asset -------------------------------------------------------------------------------------
 def _materialize(corpus: str, tmp_path, roots: dict[str, str]):
     return dg.materialize(
-        [MEDIA_ITEM_ASSETS[corpus]],
+        [ITEM_ASSETS[corpus]],
         resources={"store": StoreResource(root=str(tmp_path / "store")), "corpora": CorporaResource(roots=roots),
                    "thresholds": ThresholdsResource()},
         raise_on_error=False,

@@ -4,6 +4,7 @@ exactly its downstream stale; unusable audio becomes rows with a status."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -60,21 +61,35 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b.T
 
 
-@pytest.mark.slow
-def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, settings_for):
+@dataclasses.dataclass
+class Materialized:
+    """The demo MELD.Raw after one `update` of the audio and text assets."""
+
+    settings: object
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    store: Store
+    truth: dict  # what each clip holds (ground_truth.json)
+    planted: dict[str, str]  # clip -> silent | no_audio | misaligned
+
+
+def materialized(demo_meld: Path, settings_for) -> Materialized:
     settings = settings_for(config(demo_meld))
     defs = build_definitions(settings)
     instance = instance_for(settings)
     waves = update(defs, instance, SELECTION)
     assert waves and all(ok for wave in waves for _, ok, _ in wave)
-    store = Store(settings.store.root)
     ground_truth = json.loads((demo_meld / "ground_truth.json").read_text())
-    truth = ground_truth["clips"]  # what each clip holds
     planted = {key: quirk.split(":")[0] for key, quirk in ground_truth["quirks"].items()
                if quirk.split(":")[0] in ("silent", "no_audio", "misaligned")}
     assert sorted(planted.values()) == ["misaligned", "no_audio", "silent"]
+    return Materialized(settings, defs, instance, Store(settings.store.root), ground_truth["clips"], planted)
 
-    # -- transcripts: one row per clip_audio row; unusable clips keep their status -------------
+
+
+def transcripts_follow_clip_audio(built: Materialized) -> None:
+    """One transcript per clip_audio row; unusable clips keep their status."""
+    store, truth, planted = built.store, built.truth, built.planted
     audio = store.parquet("clip_audio").read()
     heard = store.parquet("transcripts").read()
     assert sorted(heard["id"]) == sorted(audio["id"])
@@ -92,7 +107,11 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     spoken = np.array([truth[i]["speech"][1] - truth[i]["speech"][0] for i in usable["id"]])
     assert np.abs(usable["voiced_s"].to_numpy() - spoken).max() < 0.35
 
-    # -- the WER table: measures, keep flag, a WER histogram, the share filtered per split ------
+
+def alignment_filters_by_wer_and_pace(built: Materialized) -> None:
+    """The WER table: measures, keep flag, a WER histogram, the share filtered per split."""
+    settings, instance, store, planted = built.settings, built.instance, built.store, built.planted
+    usable = store.parquet("transcripts").read().filter(pl.col("status") == "ok")
     aligned = store.parquet("transcript_alignment").read()
     measured = aligned.filter(pl.col("status").is_in(["ok", "misaligned"]))
     assert measured.height == usable.height
@@ -118,7 +137,11 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     reported = {r.event.asset_check_evaluation.metadata["split"].value for r in history}
     assert reported == {"train", "dev", "test"}  # the share filtered, per split
 
-    # -- four embedding tables: every utterance, filter columns, zero vectors off ok -----------
+
+def embedding_tables_cover_every_utterance(built: Materialized) -> None:
+    """Four embedding tables: every utterance, filter columns, zero vectors off ok."""
+    store = built.store
+    audio = store.parquet("clip_audio").read()
     utterances = store.parquet("meld_utterances").read()
     for name in EMBEDDINGS:
         table = store.lance(name).read()
@@ -131,7 +154,10 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
         assert any(idx.index_type == "Bitmap" and idx.columns == ["speaker"]
                    for idx in store.lance(name).table().list_indices())
 
-    # speaker vectors: the synthetic cast's voices are told apart, and queries by speaker work
+
+def speaker_vectors_tell_the_cast_apart(built: Materialized) -> None:
+    """The synthetic cast's voices are told apart, and queries by speaker work."""
+    store, truth = built.store, built.truth
     speakers = store.lance("speaker_embeddings").read().filter(pl.col("status") == "ok")
     voices = np.array([truth[i]["speaker"] for i in speakers["id"]])  # whose synthetic voice speaks
     similarity = cosine(np.stack(speakers["vector"].to_numpy()), np.stack(speakers["vector"].to_numpy()))
@@ -143,7 +169,10 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     assert set(found.column("speaker").to_pylist()) == {"Joey"} and found.num_rows >= joey.height
     assert found.column("_distance")[0].as_py() < 1e-5  # itself first
 
-    # -- nothing changed: update does nothing, and a forced re-run computes zero items ---------
+
+def nothing_changed_computes_nothing(built: Materialized) -> None:
+    """Nothing changed: update does nothing, and a forced re-run computes zero items."""
+    defs, instance, store = built.defs, built.instance, built.store
     assert update(defs, instance, SELECTION) == []
     lance_versions = {name: store.lance(name).version for name in EMBEDDINGS}
     results = run(defs, instance, targets(defs, [dg.AssetKey(a) for a in MINE]))
@@ -154,7 +183,10 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
     assert {name: store.lance(name).version for name in EMBEDDINGS} == lance_versions
     assert all(state_of(defs, instance)[a] == {"fresh"} for a in MINE)
 
-    # -- a new ASR spec: its whole downstream is stale at once, speaker and official text not ---
+
+def a_new_asr_spec_reruns_exactly_its_downstream(built: Materialized, demo_meld: Path, settings_for):
+    """A new ASR spec: its whole downstream is stale at once, speaker and official text not."""
+    instance, store = built.instance, built.store
     swapped = settings_for(config(demo_meld, '{compute_type = "int8", beam_size = 1}'))
     defs2 = build_definitions(swapped)
     by_state = state_of(defs2, instance)
@@ -171,8 +203,12 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
         assert latest_metadata(instance, name, "dev")["computed"] > 0
     fingerprints = set(store.lance("asr_embeddings").read()["fingerprint"])
     assert len(fingerprints) == 2  # the first spec's rows stay beside the new ones
+    return defs2
 
-    # -- unusable audio: rows with a status, and only the changed clips are recomputed ---------
+
+def unusable_audio_recomputes_only_its_clips(built: Materialized, defs2: dg.Definitions) -> None:
+    """Unusable audio: rows with a status, and only the changed clips are recomputed."""
+    instance, store = built.instance, built.store
     dev = store.parquet("clip_audio").read(partition="dev")
     ok_ids = dev.filter(pl.col("status") == "ok")["id"].to_list()
     corrupt_id, silent_id, no_audio_id = ok_ids[:3]
@@ -207,3 +243,18 @@ def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, set
         assert latest_metadata(instance, name, "dev")["rows deleted"] == 3  # their old rows
     aligned = {r["id"]: r for r in store.parquet("transcript_alignment").read(partition="dev").to_dicts()}
     assert not aligned[silent_id]["keep"] and aligned[silent_id]["status"] == "silent"
+
+
+@pytest.mark.slow
+def test_demo_corpus_through_transcripts_alignment_and_embeddings(demo_meld, settings_for):
+    """The demo MELD.Raw through transcripts, alignment and the four embedding tables; then again:
+    unchanged input computes nothing, a new ASR spec re-runs exactly its downstream, and damaged
+    audio recomputes only its clips."""
+    built = materialized(demo_meld, settings_for)
+    transcripts_follow_clip_audio(built)
+    alignment_filters_by_wer_and_pace(built)
+    embedding_tables_cover_every_utterance(built)
+    speaker_vectors_tell_the_cast_apart(built)
+    nothing_changed_computes_nothing(built)
+    defs2 = a_new_asr_spec_reruns_exactly_its_downstream(built, demo_meld, settings_for)
+    unusable_audio_recomputes_only_its_clips(built, defs2)

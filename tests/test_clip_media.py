@@ -275,10 +275,10 @@ def test_clip_assets_give_every_clip_its_audio_frames_or_status(tmp_path, settin
     for key in ("clip_audio", "clip_frames"):
         event = instance.get_latest_materialization_event(dg.AssetKey(key))
         assert event.asset_materialization.metadata["dagster/row_count"].value >= len(expected)
-    checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("clip_audio"), "every_utterance_accounted"),
-         dg.AssetCheckKey(dg.AssetKey("clip_frames"), "every_clip_accounted")])
-    assert all(c.status.value == "SUCCEEDED" for c in checks.values()) and len(checks) == 2
+    # one clip_audio row per utterance, frames or a status row for every clip (by construction:
+    # no blocking check restates it)
+    assert sorted(store.parquet("clip_audio").read(partition="train")["id"]) == sorted(expected)
+    assert set(frames["id"]) == set(expected)
 
     # a second run decodes nothing: the content-addressed media are found and reused
     materialize(settings, "clip_audio", "clip_frames")

@@ -267,12 +267,12 @@ def test_fault_matrix_a_killed_materialization_reruns_to_exactly_its_output(tmp_
     import dagster as dg
     from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
 
-    from pipelines.runner import release_dead_runs
+    from pipelines.runner import DAGSTER_YAML, release_dead_runs
     from storage.sweep import sweep_store
     from tests.test_storage import ITEMS
 
     (tmp_path / "home").mkdir()
-    shutil.copy(REPO / "dagster.yaml", tmp_path / "home" / "dagster.yaml")
+    shutil.copy(DAGSTER_YAML, tmp_path / "home" / "dagster.yaml")
     store = tmp_path / "store"
     if kind == "parquet":  # partition a is in place before the killed run of b
         assert matrix_child(tmp_path, kind, None, 1)[0] == 0

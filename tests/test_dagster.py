@@ -4,6 +4,9 @@ downstream stale."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dagster as dg
 import polars as pl
 
@@ -77,7 +80,16 @@ def test_module_definitions_load_like_the_ui_does(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     module = importlib.import_module("pipelines.definitions")
     loaded = module.defs() if callable(module.defs) else module.defs
-    assert isinstance(loaded, dg.Definitions)
+    keys = {k.to_user_string() for k in loaded.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {k.to_user_string() for k in build_definitions().resolve_asset_graph().get_all_asset_keys()}
+    assert {"meld_utterances", "ravdess_items", "corpus_folds", "speaking_faces", "text_training_set"} <= keys
+    assert loaded.resources["store"].root == str(tmp_path / "demo" / "store")  # the built-in default here
+    # the UI's own loader, on the module `[tool.dagster]` names
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 def test_materialize_in_process_and_read_back_two_versions(settings_for):

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 from assets.corpora.face_embeddings import whole_crop
-from assets.corpora.face_items import (
-    fer2013_images,
-    read_ckplus,
-    read_emotion_code,
-    read_fer2013,
-    read_jaffe,
-    read_rafdb,
-)
+from corpora.ckplus import emotion_code
+from corpora.ckplus import read as read_ckplus
+from corpora.fer2013 import fer2013_images
+from corpora.fer2013 import read as read_fer2013
+from corpora.jaffe import read as read_jaffe
+from corpora.rafdb import read as read_rafdb
 from tests import fixtures_corpora as fixtures
 from tests.conftest import shared_data
 
@@ -72,9 +70,7 @@ def test_ckplus_as_distributed(tmp_path):
 @pytest.mark.parametrize("text, code", [("   3.0000000e+00\n", 3), ("7", 7), ("   0.0000000e+00", "unknown"),
                                         ("2.5", "unknown"), ("", "not an emotion code")])
 def test_ckplus_emotion_files(tmp_path, text, code):
-    path = tmp_path / "S005_001_00000011_emotion.txt"
-    path.write_text(text)
-    found = read_emotion_code(path)
+    found = emotion_code(text, "S005_001_00000011_emotion.txt")
     assert found == code if isinstance(code, int) else code in found
 
 
@@ -175,10 +171,28 @@ def test_the_demo_ckplus_reads_the_same_in_both_layouts(tmp_path):
     ("", "0 pixel values"),
 ])
 def test_fer2013_pixel_fields(text, problem):
-    from assets.corpora.face_items import fer2013_pixels
+    from corpora.fer2013 import fer2013_pixels
 
     found = fer2013_pixels(text)
     if problem is None:
         assert found.shape == (48, 48) and found.dtype == np.uint8
     else:
         assert problem in found
+
+
+def test_a_root_in_no_known_layout_fails_the_readable_check(tmp_path):
+    import dagster as dg
+
+    from assets.corpora.items import ITEM_ASSETS
+    from assets.resources import CorporaResource, StoreResource, ThresholdsResource
+
+    (tmp_path / "fer2013" / "elsewhere").mkdir(parents=True)
+    result = dg.materialize(
+        [ITEM_ASSETS["fer2013"]],
+        resources={"store": StoreResource(root=str(tmp_path / "store")), "thresholds": ThresholdsResource(),
+                   "corpora": CorporaResource(roots={"fer2013": str(tmp_path / "fer2013")})},
+        raise_on_error=False,
+    )
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "readable"]
+    assert not check.passed and not result.success
+    assert check.metadata["problems"].value == "no rows; layout not recognised (missing fer2013.csv)"

@@ -148,10 +148,33 @@ def test_yolo_face_model_loads_from_a_local_file_offline_and_runs(tmp_path, ravd
     detector = load_detector(ModelSpec("face_detector", "yolo", path=str(weights), params={"max_side": 320}),
                              DetectionOptions())
     assert detector.has_landmarks
-    found = detector.detect(ravdess_frames[:2])
-    assert len(found) == 2 and all(isinstance(f, list) for f in found)
-    assert all(isinstance(d, FaceDetection) and d.box.shape == (4,) for f in found for d in f)
+    found = detector.detect(ravdess_frames[:2])  # untrained: usually no face; what it finds is converted
+    assert len(found) == 2  # one list per frame (the conversion itself: the test below)
+    assert all(d.landmarks is not None and d.landmarks.shape == (5, 2) for f in found for d in f)
     assert os.environ["YOLO_OFFLINE"] == "1"
+
+
+def _yolo_result(boxes: list[list[float]], keypoints: int):
+    """An ultralytics result holding these boxes (x1, y1, x2, y2, score, class) and, per box,
+    `keypoints` points (x, y, visibility) at (box corner + 10 * k)."""
+    import torch
+    from ultralytics.engine.results import Results
+
+    points = torch.tensor([[[b[0] + 10 * k, b[1] + 10 * k, 0.9] for k in range(keypoints)] for b in boxes])
+    return Results(np.zeros((200, 300, 3), np.uint8), path="frame.jpg", names={0: "face"},
+                   boxes=torch.tensor(boxes), keypoints=points if keypoints else None)
+
+
+def test_yolo_five_keypoints_become_landmarks_and_faces_come_best_first():
+    from models.encoders.face_detect import _yolo_faces
+
+    faces = _yolo_faces(_yolo_result([[10, 20, 60, 90, 0.4, 0], [100, 30, 150, 100, 0.8, 0]], keypoints=5))
+    assert [round(f.score, 2) for f in faces] == [0.8, 0.4]
+    assert faces[0].box.tolist() == [100, 30, 150, 100] and faces[0].landmarks.shape == (5, 2)
+    assert faces[0].landmarks[4].tolist() == [140, 70] and faces[1].landmarks[0].tolist() == [10, 20]
+    body = _yolo_faces(_yolo_result([[10, 20, 60, 90, 0.7, 0]], keypoints=17))  # a body pose model's points
+    assert len(body) == 1 and body[0].landmarks is None
+    assert _yolo_faces(_yolo_result([[10, 20, 60, 90, 0.7, 0]], keypoints=0))[0].landmarks is None
 
 
 # -- embeddings --------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ TRIED = {"meld csv": 0, "corpus names": 0}  # bad inputs fed, for the report
 
 # A fork server that has imported the readers once: each example is a fresh child of it.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["assets.meld.utterances", "assets.corpora.media_items", "tests.test_hostile"])
+_CONTEXT.set_forkserver_preload(["assets.meld.utterances", "assets.corpora.items", "tests.test_hostile"])
 
 
 def _limited(fn, args, sink) -> None:
@@ -198,7 +198,7 @@ def corpus_trees(tmp_path_factory):
 def read_fuzzed_corpus(corpus: str, tree: str, workdir: str, names: list[str], lines: list[str]) -> dict:
     """The corpus's fixture tree, plus a copy of one of its media files under each fuzzed name in
     every folder that holds media, plus fuzzed lines appended to its label files; then read."""
-    from assets.corpora.media_items import READERS
+    from corpora import registry
     from storage.schemas.corpora import items_frame
     from storage.sources import control_characters
 
@@ -217,7 +217,7 @@ def read_fuzzed_corpus(corpus: str, tree: str, workdir: str, names: list[str], l
     for label_file in [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".csv")][:4]:
         with open(label_file, "a", encoding="utf-8", errors="surrogatepass") as handle:
             handle.write("".join(line + "\n" for line in lines))
-    rows = READERS[corpus](root).rows
+    rows = registry.get(corpus).read(root).rows
     frame = items_frame(rows)
     return {
         "rows": frame.height, "media": len(media), "added": added,
@@ -251,7 +251,7 @@ def test_fuzzed_corpus_names_and_lines_give_rows_with_statuses(tmp_path_factory,
 
 # -- sources stay inside their corpus ----------------------------------------------------------
 def test_a_symlink_leading_out_of_the_corpus_is_a_status_row_and_never_read(tmp_path, monkeypatch):
-    from assets.corpora.audio_items import read_cremad
+    from corpora.cremad import read as read_cremad
     from assets.meld.utterances import Limits, ingest_split
     from storage import media
 
@@ -280,6 +280,110 @@ def test_a_symlink_leading_out_of_the_corpus_is_a_status_row_and_never_read(tmp_
     linked = next(r for r in rows.values() if r["path"].endswith("1009_DFA_ANG_XX.wav"))
     assert linked["status"] == "outside_corpus"
     assert sum(r["status"] == "ok" for r in rows.values()) == 6  # the others are read as before
+
+
+# Each text corpus's main file, as the demo writes it (the file a symlink leads out of the root).
+TEXT_CORPUS_FILES = {"crowdflower": "text_emotion.csv", "saravia": "train.txt", "goemotions": "original/train.tsv",
+                     "isear": "isear.csv", "semeval_ei_reg": "2018-EI-reg-En-joy-train.txt"}
+
+
+def _opened(monkeypatch) -> list[str]:
+    """Every file opened through `open` from here on, by its real path."""
+    import builtins
+
+    opened, real_open = [], builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(os.path.realpath(f)) or real_open(f, *a, **k))
+    return opened
+
+
+def _items(corpus: str, root: Path, tmp_path: Path):
+    """The items asset of `corpus` on `root`: (its rows, its readable check)."""
+    from assets.corpora.items import ITEM_ASSETS
+    from assets.resources import CorporaResource, LabelRulesResource, StoreResource, ThresholdsResource
+
+    resources = {"store": StoreResource(root=str(tmp_path / "store")), "corpora": CorporaResource(roots={corpus: str(root)}),
+                 "thresholds": ThresholdsResource(), "labels": LabelRulesResource()}
+    result = dg.materialize([ITEM_ASSETS[corpus]], resources=resources, raise_on_error=False)
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "readable"]
+    from storage import Store
+
+    return Store(str(tmp_path / "store")).parquet(f"{corpus}_items").read().to_dicts(), check
+
+
+@pytest.mark.parametrize("corpus", sorted(TEXT_CORPUS_FILES))
+def test_a_text_corpus_file_leading_out_of_the_root_is_a_status_row_and_never_read(corpus, tmp_path, monkeypatch):
+    from pipelines.demo import text_corpora
+
+    text_corpora.write(tmp_path / "written", 0)
+    root, name = tmp_path / "written" / corpus, TEXT_CORPUS_FILES[corpus]
+    secret = tmp_path / "outside" / Path(name).name
+    secret.parent.mkdir()
+    (root / name).rename(secret)  # a well-formed file of the corpus, with a secret line, outside the root
+    secret.write_text(secret.read_text() + "SECRET line outside the corpus;joy\n")
+    (root / name).symlink_to(secret)
+    opened = _opened(monkeypatch)
+    rows, check = _items(corpus, root, tmp_path)
+    outside = [r for r in rows if r["status"] == "outside_corpus"]
+    assert [r["id"] for r in outside] == [name] and "leads outside its corpus root" in outside[0]["reason"]
+    assert not any("SECRET" in (r["text"] or "") for r in rows)
+    assert str(secret) not in opened
+    assert not check.passed and name in check.metadata["problems"].value
+
+
+def test_an_iemocap_label_file_leading_out_of_the_root_is_a_status_row_and_never_read(tmp_path, monkeypatch):
+    root = fixtures.iemocap_tree(tmp_path / "iemocap")
+    session = root / "IEMOCAP_full_release" / "Session3" / "dialog"
+    secrets = {}
+    for kind in ("EmoEvaluation", "transcriptions"):
+        label_file = session / kind / "Ses03M_script01_1.txt"
+        secrets[kind] = tmp_path / "outside" / kind / label_file.name
+        secrets[kind].parent.mkdir(parents=True)
+        label_file.rename(secrets[kind])
+        label_file.symlink_to(secrets[kind])
+    opened = _opened(monkeypatch)
+    rows, check = _items("iemocap", root, tmp_path)
+    by_id = {r["id"]: r for r in rows}
+    refused = "IEMOCAP_full_release/Session3/dialog/{}/Ses03M_script01_1.txt"
+    assert {by_id[refused.format(k)]["status"] for k in secrets} == {"outside_corpus"}
+    # the session's turns were never evaluated from the outside file: their wavs have no annotation
+    assert by_id["Ses03M_script01_1_M000"]["status"] == "no_annotation" and by_id["Ses03M_script01_1_M000"]["text"] is None
+    assert by_id["Ses01F_impro01_F000"]["status"] == "ok"  # the other session is read as before
+    assert not set(map(str, secrets.values())) & set(opened)
+    assert not check.passed and "leading outside the corpus root" in check.metadata["problems"].value
+
+
+def test_a_fer2013_csv_leading_out_of_the_root_is_a_status_row_and_its_pixels_are_never_read(tmp_path):
+    from corpora.fer2013 import fer2013_images, read
+    from corpora.reading import OutsideCorpus
+
+    root = fixtures.fer2013_tree(tmp_path / "fer2013")
+    secret = tmp_path / "outside.csv"
+    (root / "fer2013" / "fer2013.csv").rename(secret)
+    (root / "fer2013" / "fer2013.csv").symlink_to(secret)
+    scan = read(root)
+    assert [(r["id"], r["status"]) for r in scan.rows] == [("fer2013/fer2013.csv", "outside_corpus")]
+    assert scan.outside == ["fer2013/fer2013.csv"] and scan.read == []
+    assert fer2013_images(root, set()) == {}  # no usable item: nothing to open
+    with pytest.raises(OutsideCorpus, match="fer2013.csv leads outside its corpus root"):
+        fer2013_images(root, {"00000"})
+
+
+def test_corpus_readers_open_files_only_through_the_confined_reading_path():
+    """Every file a corpus module reads goes through `corpora.reading` (Scan.open_text, text,
+    lines, files_under; open_confined), which confines it to the corpus root."""
+    import ast
+
+    calls = {"open", "read_text", "read_bytes", "fromfile", "load", "loadtxt", "read_csv"}
+    found = []
+    for path in sorted((Path(__file__).resolve().parent.parent / "corpora").glob("*.py")):
+        if path.name == "reading.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                if name in calls:
+                    found.append(f"{path.name}:{node.lineno} {name}")
+    assert found == []
 
 
 # -- shrinking input ---------------------------------------------------------------------------
@@ -343,7 +447,7 @@ def test_an_empty_csv_beside_clips_fails_on_the_first_ingest_too(tmp_path, setti
 
 
 def test_a_corpus_items_table_that_shrinks_fails_its_check(tmp_path, monkeypatch):
-    from assets.corpora.media_items import MEDIA_ITEM_ASSETS
+    from assets.corpora.items import ITEM_ASSETS
     from assets.resources import CorporaResource, StoreResource, ThresholdsResource
     from assets.shrink import ACCEPT_ENV
 
@@ -356,7 +460,7 @@ def test_a_corpus_items_table_that_shrinks_fails_its_check(tmp_path, monkeypatch
                  "corpora": CorporaResource(roots={"cremad": str(root)})}
 
     def materialize():
-        result = dg.materialize([MEDIA_ITEM_ASSETS["cremad"]], resources=resources, raise_on_error=False)
+        result = dg.materialize([ITEM_ASSETS["cremad"]], resources=resources, raise_on_error=False)
         return result.success, {c.check_name: c for c in result.get_asset_check_evaluations()}
 
     assert materialize()[0]

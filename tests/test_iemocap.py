@@ -7,9 +7,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from assets.corpora.iemocap import read_iemocap, turn_speaker
-from assets.corpora.media_items import MEDIA_ITEM_ASSETS
-from assets.corpora.protocols import PROTOCOLS, assign_folds, corpus_folds_frame
+from assets.corpora.items import ITEM_ASSETS
+from corpora.iemocap import read as read_iemocap
+from corpora.iemocap import turn_speaker
+from corpora.protocols import PROTOCOLS, assign_folds, corpus_folds_frame
 from assets.resources import CorporaResource, StoreResource, ThresholdsResource
 from storage import Store
 from tests import fixtures_corpora as fixtures
@@ -86,7 +87,7 @@ def test_folds_are_sessions_with_both_actors_together(scan):
 def test_iemocap_items_asset(tmp_path):
     root = fixtures.iemocap_tree(tmp_path / "iemocap")
     result = dg.materialize(
-        [MEDIA_ITEM_ASSETS["iemocap"]],
+        [ITEM_ASSETS["iemocap"]],
         resources={"store": StoreResource(root=str(tmp_path / "store")),
                    "corpora": CorporaResource(roots={"iemocap": str(root)}), "thresholds": ThresholdsResource()},
         raise_on_error=False,

@@ -1,4 +1,5 @@
-"""The project's import graph (modules of pipelines, assets, models, storage) has no cycle."""
+"""The project's import graph (modules of pipelines, assets, corpora, models, storage) has no cycle,
+and corpora, models and storage import nothing of Dagster (nor of pipelines or assets)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("pipelines", "assets", "models", "storage")
+PACKAGES = ("pipelines", "assets", "corpora", "models", "storage")
 
 
 def module_name(path: Path) -> str:
@@ -60,3 +61,23 @@ def test_no_import_cycle():
     graph = import_graph()
     assert "models.encoders.asr_backends" in graph["assets.audio.transcripts"] | graph["assets.audio.embeddings"]
     assert cycles(graph) == []
+
+
+def imported_names(package: str) -> dict[str, set[str]]:
+    """module -> every top-level name it imports, lazily or not."""
+    out = {}
+    for path in (REPO / package).rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+        out[module_name(path)] = names
+    return out
+
+
+def test_corpora_models_and_storage_know_nothing_of_dagster():
+    for package in ("corpora", "models", "storage"):
+        for module, names in imported_names(package).items():
+            assert not names & {"dagster", "pipelines", "assets"}, (module, sorted(names & {"dagster", "pipelines", "assets"}))

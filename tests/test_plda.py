@@ -223,8 +223,8 @@ def test_plda_text_corpora_to_meld_dev_real(capsys):
     import polars as pl
     from threadpoolctl import threadpool_limits
 
-    from assets.corpora.balance import BalanceOptions, balanced_text_set
-    from assets.corpora.text_sources import READERS
+    from corpora import registry
+    from corpora.balance import BalanceOptions, balanced_text_set
     from assets.resources import EncoderResource
     from assets.training.corpus_methods import Plan, plda_run
     from models.encoders.sentence import SentenceEncoder
@@ -234,7 +234,7 @@ def test_plda_text_corpora_to_meld_dev_real(capsys):
     from tests.conftest import shared_data
 
     root, meld = shared_data("text"), shared_data("meld")
-    items = [row for corpus, folder in TEXT_FOLDERS.items() for row in READERS[corpus](root / folder, LabelRules()).rows]
+    items = [row for corpus, folder in TEXT_FOLDERS.items() for row in registry.get(corpus).read(root / folder, LabelRules()).rows]
     chosen, _ = balanced_text_set(items, BalanceOptions(per_emotion=TEXTS_PER_EMOTION, seed=0))
     dev = [(i, t, e) for i, t, e in _meld_texts(meld / "dev_sent_emo.csv") if e in EMOTIONS]
     rng = np.random.default_rng(0)

@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assets.corpora.balance import BalanceOptions, balanced_text_set, even_quotas, normalized_text
-from assets.corpora.text_items import readable_check
+from assets.corpora.items import readable_check
+from corpora import registry
+from corpora.balance import BalanceOptions, balanced_text_set, even_quotas, normalized_text
+from corpora.goemotions import read as read_goemotions
+from corpora.saravia import read as read_saravia
+from corpora.semeval_ei_reg import resolve_semeval_tweets
 from storage.schemas.corpora import items_frame
-from assets.corpora.text_sources import READERS, read_goemotions, read_saravia, resolve_semeval_tweets
 from models.spec import ModelSpec, WeightsUnavailable
 from storage.labels import EMOTIONS, LabelRules
 from tests.conftest import shared_data
@@ -55,7 +58,7 @@ REAL_COUNTS = {
 @pytest.fixture(scope="module")
 def real_items() -> dict[str, list[dict]]:
     root = shared_data("text")
-    return {corpus: READERS[corpus](root / folder, LabelRules()).rows for corpus, folder in REAL_FOLDERS.items()}
+    return {corpus: registry.get(corpus).read(root / folder, LabelRules()).rows for corpus, folder in REAL_FOLDERS.items()}
 
 
 # -- the adapters on the real corpora --------------------------------------------------------------
@@ -110,7 +113,7 @@ def test_real_quirks_become_rows_with_reasons(real_items):
 @pytest.mark.realdata
 def test_semeval_threshold_moves_tweets_between_ok_and_low_intensity():
     root = shared_data("text", "semeval2018_ei_reg")
-    strict = READERS["semeval_ei_reg"](root, LabelRules(semeval_min_intensity=0.7)).rows
+    strict = registry.get("semeval_ei_reg").read(root, LabelRules(semeval_min_intensity=0.7)).rows
     counts = collections.Counter(r["status"] for r in strict if r["split"] == "train")
     assert counts["ok"] < 3472 and counts["low_intensity"] > 3568
     assert all(r["intensity"] >= 0.7 for r in strict if r["status"] == "ok")
@@ -119,7 +122,7 @@ def test_semeval_threshold_moves_tweets_between_ok_and_low_intensity():
 # -- the balanced set on the real corpora ----------------------------------------------------------
 @pytest.mark.realdata
 def test_real_balanced_set_counts_are_exact_and_deterministic(real_items):
-    from assets.corpora.text_items import with_test_split
+    from assets.corpora.items import with_test_split
 
     # as the items assets write them: Crowdflower and ISEAR with their drawn 10% test split
     held = {c: with_test_split(c, rows) for c, rows in real_items.items()}
@@ -273,7 +276,7 @@ def test_every_adapter_finds_the_demo_quirks(tmp_path):
     text_corpora.write(tmp_path, 0)
     found = {}
     for corpus in text_corpora.CORPORA:
-        read = READERS[corpus](tmp_path / corpus, LabelRules())
+        read = registry.get(corpus).read(tmp_path / corpus, LabelRules())
         assert read.rows and not read.missing, corpus
         found[corpus] = collections.Counter(r["status"] for r in read.rows)
     assert found["saravia"]["malformed_row"] == 1
@@ -384,7 +387,7 @@ def test_text_assets_end_to_end_and_embeddings_are_incremental(tmp_path, setting
     assert meta["text_corpus_embeddings"]["lance version"].value == "unchanged"
 
     # a stricter SemEval threshold changes labels only; ISEAR is added: only its texts are embedded
-    isear_texts = len({r["text"] for r in READERS["isear"](corpora_root / "isear", LabelRules()).rows
+    isear_texts = len({r["text"] for r in registry.get("isear").read(corpora_root / "isear", LabelRules()).rows
                        if r["status"] in ("ok", "unmapped_label")})
     settings = settings_for(_config(corpora_root, [*four, "isear"], "[labels]\nsemeval_min_intensity = 0.9\n"))
     meta, _ = _materialize(settings, ["isear_items", "semeval_ei_reg_items", "text_corpus_embeddings"])

@@ -230,7 +230,7 @@ def test_cross_corpus_plans():
     (one,) = plans(frame, "a", "b")
     assert (one.train | one.dev)[:6].all() and one.fold == 0
     # one corpus on itself: one plan per fold, speakers' folds never in two roles
-    from assets.corpora.protocols import PROTOCOLS
+    from corpora.protocols import PROTOCOLS
 
     assert "a" not in PROTOCOLS  # an unknown corpus is read as one official split
     folds = plans(frame.with_columns(pl.col("corpus").replace({"a": "iemocap"})), "iemocap", "iemocap")

@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from assets.corpora.audio_items import ravdess_performance
 from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, media_hashes, sync_corpora
-from assets.corpora.scan import AUDIO_SUFFIXES
 from assets.resources import CorporaResource, EncoderResource, StoreResource
+from corpora.ravdess import ravdess_performance
+from corpora.reading import AUDIO_SUFFIXES
 from storage.embedding_sync import Embedded
 from storage.schemas.unimodal import AUDIO_CORPORA, DIALOGUE_CORPORA
 from storage.status import Status

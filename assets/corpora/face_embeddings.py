@@ -23,9 +23,9 @@ import dagster as dg
 import numpy as np
 
 from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, media_hashes, sync_corpora
-from assets.corpora.face_items import fer2013_images
-from assets.corpora.scan import VIDEO_SUFFIXES
 from assets.resources import CorporaResource, EncoderResource, FacesResource, StoreResource
+from corpora.fer2013 import fer2013_images
+from corpora.reading import VIDEO_SUFFIXES
 from storage.embedding_sync import Embedded
 from storage.schemas.unimodal import FACE_CORPORA
 from storage.status import Status

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.corpora.text_items import TEXT_ITEM_ASSETS
+from assets.corpora.items import ITEM_ASSETS
 from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.resources import EncoderResource, StoreResource
 from storage import content_hash, row_key
@@ -62,7 +62,7 @@ def encode_texts(encoder, rows) -> list[Embedded]:
     return [Embedded(v) for v in encoder.encode(rows["text"].to_list())]
 
 
-@embedding_asset(group="corpora", deps=list(TEXT_ITEM_ASSETS.values()), transform=EMBEDDINGS_CODE_VERSION,
+@embedding_asset(group="corpora", deps=[ITEM_ASSETS[c] for c in TEXT_CORPORA], transform=EMBEDDINGS_CODE_VERSION,
                  check="every_item_embedded",
                  check_description="Every item to embed has exactly one row for the current encoder, of unit length.",
                  description="Sentence embeddings of the text corpora (configured text encoder), incremental, in Lance.")

@@ -111,7 +111,7 @@ def plans(frame, train_on: str, test_on: str) -> list[Plan]:
     """The runs of a (train_on, test_on) pair over `frame` (CorpusRows.frame): per fold of the
     corpus's protocol when they are one corpus; else one run, the training corpus (or, pooled,
     every other corpus in the frame) with a stratified dev share, scored on all of test_on."""
-    from assets.corpora.protocols import PROTOCOLS
+    from corpora.protocols import PROTOCOLS
     from storage.dataset import fold_roles, stratified_share
 
     corpus = frame["corpus"].to_numpy()

@@ -89,7 +89,7 @@ def input_encoder(modality: str, resources) -> str:
 
 # -- roles ---------------------------------------------------------------------------------------
 def protocol_of(corpus: str) -> str:
-    from assets.corpora.protocols import PROTOCOLS
+    from corpora.protocols import PROTOCOLS
 
     return PROTOCOLS[corpus].name if corpus in PROTOCOLS else "splits"
 

@@ -1,10 +1,10 @@
 """Whisper speech recognition for short clips, one interface over two backends.
 
 Whisper pads every input to a 30 s window, so for utterance-length clips most encoder work is
-padding. The short-clip method (measured on these machines, see NOTES.md and
-benchmarks/transcripts.py) packs clips short enough to share a 10 s window (1 s apart, with at
-least 4 s of silence after the last: with less, the last one loops), decodes each window once and
-gives each decoded word to the clip its cross-attention alignment overlaps most; a clip that gets
+padding. The short-clip method (measured by benchmarks/transcripts.py) packs clips short
+enough to share a 10 s window (1 s apart, with at least 4 s of silence after the last: with
+less, the last one loops), decodes each window once and gives each decoded word to the clip
+its cross-attention alignment overlaps most; a clip that gets
 no words or suspect ones, and every clip too long to share, is decoded in a batch of clips of
 similar length with the encoder input trimmed to the longest clip of the batch (never below a
 10 s window: shorter windows loop and cut endings). Output is capped at about 12 tokens per audio

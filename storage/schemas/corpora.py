@@ -1,8 +1,7 @@
 """Unimodal corpus tables: one items table per corpus, the balanced text training set, and the
 sentence embeddings of the text corpora.
 
-Every corpus adapter (text now; audio and face corpora later) writes `<corpus>_items` with the
-same columns, keyed by (corpus, id): its text where it has one, its raw label(s) as written, the
+Every corpus reader (corpora/<name>.py) gives `<corpus>_items` the same columns, keyed by (corpus, id): its text where it has one, its raw label(s) as written, the
 unified label from `storage.labels`, an intensity and valence/arousal/dominance where the corpus
 rates them, the speaker or subject, the media path, and a status with its reason.
 """
@@ -11,9 +10,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from corpora import registry
 from storage.schemas import STATUS_FIELDS, TableSchema, register, vector
 
-TEXT_CORPORA: tuple[str, ...] = ("crowdflower", "saravia", "goemotions", "isear", "semeval_ei_reg")
+TEXT_CORPORA: tuple[str, ...] = registry.names("text")  # corpora/registry.py lists them once
 
 # Where each text corpus's heads are scored: its test split, except SemEval-2018 EI-reg, whose
 # test intensities are unlabelled, so its dev is held out instead (never drawn for training).

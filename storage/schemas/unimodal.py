@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from corpora import registry
 from storage.schemas import STATUS_FIELDS, TableSchema, register, vector
 from storage.schemas.corpora import items_table
 
-AUDIO_CORPORA: tuple[str, ...] = ("cremad", "ravdess", "savee", "tess", "emodb")
-FACE_CORPORA: tuple[str, ...] = ("jaffe", "ckplus", "rafdb", "fer2013")
-DIALOGUE_CORPORA: tuple[str, ...] = ("iemocap",)
+# The registered corpora by modality (corpora/registry.py lists them once).
+AUDIO_CORPORA: tuple[str, ...] = registry.names("audio")
+FACE_CORPORA: tuple[str, ...] = registry.names("face")
+DIALOGUE_CORPORA: tuple[str, ...] = registry.names("dialogue")
 UNIMODAL_CORPORA: tuple[str, ...] = AUDIO_CORPORA + FACE_CORPORA + DIALOGUE_CORPORA
 
 UNIMODAL_ITEMS = {corpus: items_table(corpus) for corpus in UNIMODAL_CORPORA}

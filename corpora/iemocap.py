@@ -1,4 +1,4 @@
-"""Reader of IEMOCAP (Busso et al. 2008, `IEMOCAP_full_release`), one item per evaluated turn.
+"""IEMOCAP (Busso et al. 2008, `IEMOCAP_full_release`), one item per evaluated turn.
 
 Layout, per session (`Session1` .. `Session5`):
 
@@ -21,17 +21,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from assets.corpora.scan import (
-    AUDIO_SUFFIXES,
-    CorpusScan,
-    Problem,
-    audio_problem,
-    files_under,
-    mark_duplicates,
-    media_item,
-    relative,
-    sorted_rows,
-)
+from corpora.reading import AUDIO_SUFFIXES, Problem, Scan, audio_problem, item, malformed, mark_duplicates, sorted_rows
+from corpora.registry import Corpus, Protocol
+from storage.labels import LabelRules
 from storage.status import Status
 
 SESSIONS = tuple(f"Session{n}" for n in range(1, 6))
@@ -63,76 +55,74 @@ def iemocap_root(root: Path) -> Path:
     return root
 
 
-def read_transcripts(folder: Path) -> dict[str, str]:
+def read_transcripts(scan: Scan, folder: Path) -> dict[str, str]:
     """Turn -> transcript text from every file of a session's `dialog/transcriptions/`."""
     texts: dict[str, str] = {}
     for path in sorted(folder.glob("*.txt")) if folder.is_dir() else ():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in (scan.text(path) or "").splitlines():
             match = _TRANSCRIPT.match(line.strip())
             if match:
                 texts[match.group("turn")] = match.group("text").strip()
     return texts
 
 
-def read_iemocap(root: Path) -> CorpusScan:
+def read(root: Path, rules: LabelRules | None = None) -> Scan:
     base = iemocap_root(root)
-    scan = CorpusScan(rows=[], layout="IEMOCAP: Session*/dialog/EmoEvaluation, transcriptions, sentences/wav")
+    scan = Scan("iemocap", root, layout="IEMOCAP: Session*/dialog/EmoEvaluation, transcriptions, sentences/wav")
     sessions = [base / s for s in SESSIONS if (base / s).is_dir()]
     if not sessions:
-        scan.missing.append("Session1..Session5/")
-        scan.layout = "none recognised"
-        return scan
+        return scan.not_recognised("Session1..Session5/")
     for session in sessions:
-        evaluations = session / "dialog" / "EmoEvaluation"
-        if not evaluations.is_dir():
-            scan.missing.append(relative(evaluations, root) + "/")
-        transcripts = read_transcripts(session / "dialog" / "transcriptions")
-        wavs = {p.stem: p for p in files_under(session / "sentences" / "wav", AUDIO_SUFFIXES)} \
-            if (session / "sentences" / "wav").is_dir() else {}
-        scan.files += len(wavs)
-        evaluated: set[str] = set()
-        # Only the top-level files: Categorical/, Attribute/ and Self-evaluation/ hold per-evaluator copies.
-        for path in sorted(evaluations.glob("*.txt")) if evaluations.is_dir() else ():
-            scan.files += 1
-            for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-                if not line.startswith("["):
-                    continue
-                match = _HEADER.match(line.strip())
-                if match is None:
-                    scan.rows.append(media_item("iemocap", f"{path.stem}:{number}", None,
-                                                path=relative(path, root), problem=Problem(
-                                                    Status.MALFORMED_ROW,
-                                                    f"{path.name} line {number}: {line.strip()[:60]!r} is not "
-                                                    "`[start - end] turn label [V, A, D]`")))
-                    continue
-                turn = match.group("turn")
-                evaluated.add(turn)
-                scan.rows.append(_turn_row(root, match, wavs.get(turn), transcripts, scan))
-        for turn, wav in sorted(wavs.items()):
-            if turn not in evaluated:
-                scan.rows.append(media_item("iemocap", turn, None, path=relative(wav, root),
-                                            speaker=turn_speaker(turn), text=transcripts.get(turn),
-                                            problem=Problem(Status.NO_ANNOTATION,
-                                                            f"{wav.name} has no line in dialog/EmoEvaluation")))
+        _read_session(scan, session)
     mark_duplicates(scan.rows)
     scan.rows = sorted_rows(scan.rows)
     return scan
 
 
-def _turn_row(root: Path, match: re.Match, wav: Path | None, transcripts: dict[str, str], scan: CorpusScan) -> dict:
+def _read_session(scan: Scan, session: Path) -> None:
+    evaluations = session / "dialog" / "EmoEvaluation"
+    if not evaluations.is_dir():
+        scan.missing.append(scan.relative(evaluations) + "/")
+    transcripts = read_transcripts(scan, session / "dialog" / "transcriptions")
+    wav_folder = session / "sentences" / "wav"
+    wavs = {p.stem: p for p in scan.files_under(wav_folder, AUDIO_SUFFIXES)} if wav_folder.is_dir() else {}
+    scan.files += len(wavs)
+    evaluated: set[str] = set()
+    # Only the top-level files: Categorical/, Attribute/ and Self-evaluation/ hold per-evaluator copies.
+    for path in sorted(evaluations.glob("*.txt")) if evaluations.is_dir() else ():
+        scan.files += 1
+        for number, line in enumerate((scan.text(path) or "").splitlines(), 1):
+            if line.startswith("["):
+                scan.rows.append(_header_row(scan, path, number, line, wavs, transcripts, evaluated))
+    for turn, wav in sorted(wavs.items()):
+        if turn not in evaluated:
+            scan.rows.append(item("iemocap", turn, path=scan.relative(wav), speaker=turn_speaker(turn),
+                                  text=transcripts.get(turn), problem=Problem(
+                                      Status.NO_ANNOTATION, f"{wav.name} has no line in dialog/EmoEvaluation")))
+
+
+def _header_row(scan: Scan, path: Path, number: int, line: str, wavs: dict[str, Path],
+                transcripts: dict[str, str], evaluated: set[str]) -> dict:
+    match = _HEADER.match(line.strip())
+    if match is None:
+        return item("iemocap", f"{path.stem}:{number}", path=scan.relative(path), problem=malformed(
+            f"{path.name} line {number}: {line.strip()[:60]!r} is not `[start - end] turn label [V, A, D]`"))
     turn, label = match.group("turn"), match.group("label")
+    evaluated.add(turn)
     vad = (float(match.group("v")), float(match.group("a")), float(match.group("d")))
-    speaker = turn_speaker(turn)
-    text = transcripts.get(turn)
+    speaker, text, wav = turn_speaker(turn), transcripts.get(turn), wavs.get(turn)
     if text is None:
         scan.quirk("turn missing from the transcription")
     if speaker is None:
-        problem = Problem(Status.MALFORMED_ROW, f"turn name {turn!r} is not SesNN[FM]_dialog_[FM]NNN")
+        problem = malformed(f"turn name {turn!r} is not SesNN[FM]_dialog_[FM]NNN")
     elif wav is None:
         problem = Problem(Status.MISSING_MEDIA, f"{turn} is evaluated but sentences/wav has no {turn}.wav")
     elif label == NO_AGREEMENT:
         problem = Problem(Status.AMBIGUOUS_LABEL, "the evaluators reached no majority category (xxx)")
     else:
         problem = audio_problem(wav)
-    path = relative(wav, root) if wav is not None else None
-    return media_item("iemocap", turn, label, path=path, speaker=speaker, text=text, vad=vad, problem=problem)
+    return item("iemocap", turn, label, path=scan.relative(wav) if wav is not None else None, speaker=speaker,
+                text=text, vad=vad, problem=problem)
+
+
+CORPUS = Corpus("iemocap", "dialogue", "IEMOCAP's evaluated turns", read, Protocol("leave_one_session_out"))
