@@ -323,11 +323,11 @@ def test_a_run_the_ui_launches_sweeps_killed_writers_files_first(small_store):
 
     import dagster as dg
 
-    from pipelines.runner import prepare_dagster_home
+    from pipelines.runner import DAGSTER_YAML, prepare_dagster_home
 
     settings = load_settings(small_store / "emostore.toml")
     home = prepare_dagster_home(settings)
-    queued = (REPO / "dagster.yaml").read_text()
+    queued = DAGSTER_YAML.read_text()
     (home / "dagster.yaml").write_text(
         re.sub(r"  runs:\n    max_concurrent_runs: \d+\n", "", queued)
         + "\nrun_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n")

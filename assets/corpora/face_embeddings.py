@@ -31,7 +31,7 @@ from storage.schemas.unimodal import FACE_CORPORA
 from storage.status import Status
 
 IMAGE_CORPORA = FACE_CORPORA + ("ravdess",)
-FACE_EMBEDDINGS_CODE_VERSION = "1"
+FACE_EMBEDDINGS_CODE_VERSION = "2"  # 2: the detector of DETECTIONS_VERSION 2 (its version is in the row keys)
 CROP_MAX_SIDE = 128  # px: images this small are published face crops, not photographs
 FACE_CHUNK = 32  # items per batch (a video brings several frames)
 
@@ -177,10 +177,12 @@ def wanted_faces(store: StoreResource, corpora: CorporaResource, fingerprint: st
                         "or whole published crops), with corpus, subject, fold and labels (Lance, incremental).")
 def corpus_face_embeddings(context, store: StoreResource, corpora: CorporaResource, faces: FacesResource,
                            face_detector: EncoderResource, face_embedder: EncoderResource) -> dg.MaterializeResult:
-    # The vectors depend on the detector and the crop options as much as on the embedder; the
-    # encoder identity is the embedder's alone (as in MELD's face_embeddings).
-    spec = face_embedder.spec().with_transform(
-        f"{face_embedder.spec().transform_version}+{face_detector.fingerprint()}+{faces.fingerprint()}")
+    # The vectors depend on the detector (its settings and code version) and the crop options as
+    # much as on the embedder; the encoder identity is the embedder's alone (as in MELD's).
+    from assets.vision.detections import DETECTIONS_VERSION
+
+    spec = face_embedder.spec().with_transform(f"{face_embedder.spec().transform_version}+{face_detector.fingerprint()}"
+                                               f"+{faces.fingerprint()}+detections{DETECTIONS_VERSION}")
     wanted, roots, fer = wanted_faces(store, corpora, spec.fingerprint())
     return sync_corpora(
         context, store, "face", wanted, spec, IMAGE_CORPORA,
