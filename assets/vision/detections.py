@@ -127,8 +127,6 @@ def _reusable(previous: list[dict[str, Any]] | None, frames: list[dict[str, Any]
     code_version=DETECTIONS_VERSION,
     pool="inference",
     check_specs=[
-        dg.AssetCheckSpec("every_frame_accounted", asset="face_detections", blocking=True,
-                          description="Every clip_frames row (frame or clip status) has detection rows."),
         dg.AssetCheckSpec("faces_found", asset="face_detections",
                           description="Some usable frames show an accepted face (warns when none do)."),
     ],
@@ -205,16 +203,9 @@ def _summary(frame) -> dict[str, Any]:
 def _checks(frames, frame) -> list[dg.AssetCheckResult]:
     import polars as pl
 
-    wanted = set(frames["id"].unique())
-    have = set(frame["id"].unique())
     frame_ok = frames.filter(pl.col("status") == "ok")
     accepted = int((frame["status"] == "ok").sum())
     return [
-        dg.AssetCheckResult(
-            check_name="every_frame_accounted", passed=wanted == have,
-            metadata={"clips in clip_frames": len(wanted), "clips with rows": len(have),
-                      "missing": dg.MetadataValue.json(sorted(wanted - have)[:10])},
-        ),
         dg.AssetCheckResult(
             check_name="faces_found", passed=frame_ok.height == 0 or accepted > 0,
             severity=dg.AssetCheckSeverity.WARN,

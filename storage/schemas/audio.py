@@ -24,6 +24,7 @@ _ID = [
 TRANSCRIPTS = register(TableSchema(
     name="transcripts",
     version=1,
+    run_columns=("reused",),
     partition_by="split",
     description="Whisper's transcript of each clip's speech audio, with its confidence measures.",
     schema=pa.schema([
