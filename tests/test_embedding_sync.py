@@ -152,3 +152,35 @@ def test_wanted_rows_with_a_repeated_key_are_refused(tmp_path):
     rows = wanted(["dev/a"])
     with pytest.raises(ValueError, match="repeat a key"):
         run(table, pl.concat([rows, rows]), Recorder())
+
+
+def test_the_embedding_check_fails_when_wanted_rows_fall_outside_the_assets_scope(tmp_path):
+    """The blocking check every embedding asset carries (e.g. face_embeddings'
+    `every_accepted_face_embedded`) reads the scope back after the commit: an asset that builds
+    a wanted row outside its own scope (here a train row in the dev step) leaves the scope
+    without it, and the check fails with the count, instead of the row landing unnoticed."""
+    from assets.embedding_tables import sync_embeddings
+    from models.spec import ModelSpec
+
+    class Context:
+        has_partition_key = True
+        partition_key = "dev"
+        log = type("Log", (), {"info": staticmethod(lambda m: None), "warning": staticmethod(lambda m: None)})
+
+    spec = ModelSpec(role="speaker", backend="test", model="recorder")
+    table = Store(str(tmp_path / "store")).lance("speaker_embeddings")
+    encoder = Recorder()
+
+    def result(frame):
+        frame = frame.with_columns(pl.lit(spec.fingerprint()).alias("fingerprint"))
+        out = sync_embeddings(Context(), table, frame, spec=spec, scope=sql_and(split="dev", fingerprint=spec.fingerprint()),
+                              attributes=("speaker", "emotion"), load=lambda: encoder, encode=encoder.encode,
+                              check="every_row_embedded", what="clips", sample_columns=["id"])
+        (check,) = out.check_results
+        return check.passed, {k: v.value for k, v in check.metadata.items()}
+
+    assert result(wanted(["dev/a", "dev/b"]))[0]
+    stray = wanted(["dev/a", "dev/b", "train/x"]).with_columns(
+        pl.when(pl.col("id") == "train/x").then(pl.lit("train")).otherwise(pl.col("split")).alias("split"))
+    passed, metadata = result(stray)
+    assert not passed and metadata["wanted without a row"] == 1
