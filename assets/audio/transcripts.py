@@ -76,6 +76,23 @@ def transcribe_chunk(model, clips: list[dict[str, Any]], fingerprint: str, label
     return rows
 
 
+def _carried_and_reused(clips: list[dict[str, Any]], previous_frame, fingerprint: str,
+                        label: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of clips that are not transcribed (upstream status) or whose previous row stands
+    (same audio and spec), by id; and the clips still to transcribe."""
+    previous = {} if previous_frame is None else {r["id"]: r for r in previous_frame.to_dicts()}
+    rows: dict[str, dict[str, Any]] = {}
+    todo = []
+    for clip in clips:
+        if clip["status"] != Status.OK:
+            rows[clip["id"]] = carried(clip, fingerprint, label)
+        elif (row := reusable(previous, clip, fingerprint)) is not None:
+            rows[clip["id"]] = row
+        else:
+            todo.append(clip)
+    return rows, todo
+
+
 @dg.asset(
     partitions_def=meld_splits,
     group_name="audio",
@@ -96,18 +113,7 @@ def transcripts(context: AssetExecutionContext, store: StoreResource, asr: Encod
     if clips is None:
         context.log.info(f"{split}: clip_audio has no rows for this split (no MELD corpus configured?)")
         clips = []
-    previous_frame = read_split(table, split)
-    previous = {} if previous_frame is None else {r["id"]: r for r in previous_frame.to_dicts()}
-
-    rows: dict[str, dict[str, Any]] = {}
-    todo = []
-    for clip in clips:
-        if clip["status"] != Status.OK:
-            rows[clip["id"]] = carried(clip, fingerprint, label)
-        elif (row := reusable(previous, clip, fingerprint)) is not None:
-            rows[clip["id"]] = row
-        else:
-            todo.append(clip)
+    rows, todo = _carried_and_reused(clips, read_split(table, split), fingerprint, label)
     context.log.info(f"transcripts {split}: {len(todo)} clips to transcribe, "
                      f"{sum(r['reused'] for r in rows.values())} reused, with {label} ({fingerprint})")
 
