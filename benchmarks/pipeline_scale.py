@@ -76,7 +76,7 @@ def measure(meld_root: Path, scratch: Path) -> dict:
     import shutil
 
     from pipelines.definitions import build_definitions
-    from pipelines.runner import instance_for, update
+    from pipelines.runner import instance_for, stop_on_signals, update
     from pipelines.settings import load_settings
 
     shutil.rmtree(scratch, ignore_errors=True)
@@ -105,7 +105,10 @@ def measure(meld_root: Path, scratch: Path) -> dict:
             stage["failed"] = what
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    with sampler:
+    # As `emostore update` runs it: with its signal handlers installed (without them a library
+    # leaves SIGTERM ignored here, Dagster's compute-log `tail` processes inherit that, and each
+    # run then waits 2 x 30 s for them at its end)
+    with sampler, stop_on_signals(instance):
         waves = update(defs, instance, SELECTION, progress)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     runs = len(instance.get_runs())
