@@ -219,18 +219,12 @@ def end_to_end(path: Path, detector, embedder, geometry, options, reference) -> 
     return len(match_speaking_face(faces, ["speaker"], {"speaker": reference}).crop_ids)
 
 
-def _iou(a, b) -> float:
-    x1, y1 = np.maximum(a[:2], b[:2])
-    x2, y2 = np.minimum(a[2:], b[2:])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    area = lambda box: (box[2] - box[0]) * (box[3] - box[1])  # noqa: E731
-    return float(inter / (area(a) + area(b) - inter))
-
-
 def agreement(faces, before) -> dict:
     """Frame by frame: the same number of accepted faces, each overlapping one of before's."""
+    from models.encoders.face_detect import box_iou
+
     same = sum(len(a) == len(b) for a, b in zip(faces, before))
-    overlaps = [max((_iou(x, y) for y in b), default=0.0) for a, b in zip(faces, before) for x in a]
+    overlaps = [max((box_iou(x, y) for y in b), default=0.0) for a, b in zip(faces, before) for x in a]
     return {"frames_with_the_same_accepted_faces": f"{same}/{len(before)}",
             "accepted_faces": sum(map(len, faces)),
             "min_iou_with_before": round(min(overlaps, default=1.0), 3)}

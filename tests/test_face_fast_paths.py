@@ -14,6 +14,7 @@ from models.encoders.face_detect import (
     DetectionOptions,
     MTCNNDetector,
     align_face,
+    box_iou,
     channels_last,
     downscale,
     screen,
@@ -83,14 +84,6 @@ def test_pytorch_resnet_gives_dlibs_vectors_on_a_real_talking_face():
 
 
 # -- detection ---------------------------------------------------------------------------------
-def _iou(a, b) -> float:
-    x1, y1 = np.maximum(a[:2], b[:2])
-    x2, y2 = np.minimum(a[2:], b[2:])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    area = lambda box: (box[2] - box[0]) * (box[3] - box[1])  # noqa: E731
-    return float(inter / (area(a) + area(b) - inter))
-
-
 @pytest.fixture(scope="module")
 def demo_frames() -> list[np.ndarray]:
     """1280x720 frames holding the demo's photos at two sizes, one or two faces each."""
@@ -142,7 +135,7 @@ def test_the_default_detector_accepts_the_faces_version_1_accepted(demo_frames):
         b = [s.detection for s in screen(b, options) if s.accepted]
         assert len(a) == len(b) >= 1
         for x in a:  # the same face (scores near 1 may swap the order)
-            assert max(_iou(x.box, y.box) for y in b) > 0.8
+            assert max(box_iou(x.box, y.box) for y in b) > 0.8
 
 
 @pytest.mark.realdata
@@ -156,4 +149,4 @@ def test_the_default_detector_finds_the_real_talking_face_once_per_frame_where_v
     for a, b in zip(after, before):
         a = [s.detection for s in screen(a, options) if s.accepted]
         b = [s.detection for s in screen(b, options) if s.accepted]
-        assert len(a) == len(b) == 1 and _iou(a[0].box, b[0].box) > 0.8
+        assert len(a) == len(b) == 1 and box_iou(a[0].box, b[0].box) > 0.8

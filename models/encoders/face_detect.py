@@ -101,6 +101,15 @@ class FaceDetector(Protocol):
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[FaceDetection]]: ...
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    x1, y1 = np.maximum(a[:2], b[:2])
+    x2, y2 = np.minimum(a[2:], b[2:])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area = lambda box: (box[2] - box[0]) * (box[3] - box[1])  # noqa: E731
+    return float(inter / (area(a) + area(b) - inter))
+
+
 def screen(detections: Sequence[FaceDetection], options: DetectionOptions) -> list[Screened]:
     """Accept or reject each detection by the configured minimum size and score."""
     out = []
