@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The environment is ~8.5 GB (torch's CUDA libraries are most of it): no pip cache beside it, and
+# torch in a step of its own so that its downloaded wheels are freed before the rest arrive.
+PIP    := $(BIN)/python -m pip --no-cache-dir
 
 .PHONY: demo test env lock ui clean
 
@@ -12,9 +15,10 @@ env: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "emostore needs Python 3.11 (found %d.%d)" % sys.version_info[:2]'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PIP) install --quiet --upgrade "pip>=24"
+	$(PIP) install --quiet -c requirements.lock torch torchvision
+	$(PIP) install --quiet -r requirements.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
