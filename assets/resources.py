@@ -26,9 +26,10 @@ class StoreResource(dg.ConfigurableResource):
     """Where tables live: a local path or an object-store URI (`[store] root`)."""
 
     root: str = Field(default="store", description="Store root: a path (relative to the config file) or a URI such as s3://bucket/prefix.")
+    shards: dict[str, int] = Field(default_factory=dict, description="Shards per MELD split, e.g. `{ train = 34, dev = 4, test = 9 }` (~300 clips each; a split not named: 1; at most 99 in all).")
 
     def store(self) -> Store:
-        return Store(self.root)
+        return Store(self.root, shards=dict(self.shards))
 
 
 class CorporaResource(dg.ConfigurableResource):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.partitions import meld_splits
+from assets.partitions import meld_splits, to_splits
 from storage import uris
 
 SUFFIX = "_files"
@@ -140,7 +140,7 @@ def source_assets(corpora) -> list:
 
 def with_sources(defs: dg.Definitions) -> dg.Definitions:
     """`defs` with each root items asset depending on its corpus's source (`meld_utterances` on
-    the same split of `meld_files`)."""
+    the same split of `meld_files`; each of its shards on its split)."""
     sources = {a.key.to_user_string() for a in _observable(defs)}
 
     def linked(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -150,7 +150,10 @@ def with_sources(defs: dg.Definitions) -> dg.Definitions:
             return spec
         if any(d.asset_key.to_user_string() == source for d in spec.deps):
             return spec
-        return spec.replace_attributes(deps=[*spec.deps, dg.AssetDep(source)])
+        mapping = None
+        if source == "meld_files" and spec.partitions_def not in (None, meld_splits):
+            mapping = to_splits(spec.partitions_def)  # each shard reads its split's files
+        return spec.replace_attributes(deps=[*spec.deps, dg.AssetDep(source, partition_mapping=mapping)])
 
     mapped = [a.map_asset_specs(linked) if isinstance(a, dg.AssetsDefinition) and not a.is_observable else a
               for a in defs.assets or []]

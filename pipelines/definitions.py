@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import audio, corpora, meld, text, training, vision
+from assets.partitions import with_shards
 from assets.sources import source_assets, with_sources
 from assets.versioning import with_upstream_fingerprints
 from corpora import registry
@@ -17,7 +18,7 @@ DOMAINS = (corpora, meld, audio, text, vision)
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     resources = build_resources(settings)
-    merged = dg.Definitions.merge(
+    merged = with_shards(dg.Definitions.merge(
         *(domain.defs for domain in DOMAINS),
         # the grid follows [training], heads [stage2], the corpus methods [plda] and [two_stage]
         training.definitions(settings.training, settings.stage2, settings.plda, settings.two_stage),
@@ -26,7 +27,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             resources=resources,
             executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
         ),
-    )
+    ), settings.store.shards)  # [store] shards cuts every per-clip MELD asset's splits
     return with_upstream_fingerprints(with_sources(merged), resources)
 
 

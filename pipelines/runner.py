@@ -28,6 +28,7 @@ import dagster as dg
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES, RunsFilter
 
+from storage import shards as sharding
 from pipelines.planner import PlannedRun, Target, plan, upstream
 from pipelines.settings import CONFIG_ENV, Settings
 from storage import uris
@@ -399,11 +400,12 @@ def targets(defs: dg.Definitions, keys: Iterable[dg.AssetKey], partitions: list[
             out.append(Target(key, None))
             continue
         known = pdef.get_partition_keys()
-        wanted = partitions or known
-        for p in wanted:
-            if p not in known:
-                raise ValueError(f"{key.to_user_string()} has no partition {p!r}; known: {known}")
-            out.append(Target(key, p))
+        try:  # a split's name stands for every shard it is cut into
+            wanted = sharding.expand(partitions, known) if partitions else known
+        except ValueError:
+            missing = [p for p in partitions or [] if not sharding.expand_or_none(p, known)]
+            raise ValueError(f"{key.to_user_string()} has no partition {missing[0]!r}; known: {known}") from None
+        out.extend(Target(key, p) for p in wanted)
     return out
 
 

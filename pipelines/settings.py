@@ -34,7 +34,9 @@ from assets.resources import (
     TwoStageResource,
     ZeroShotResource,
 )
+from assets.partitions import MELD_SPLITS
 from corpora import registry
+from storage import shards as sharding
 from storage import uris
 
 CONFIG_NAME = "emostore.toml"
@@ -187,6 +189,10 @@ def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Setti
     }
     for name, value in values.items():
         _check_values(value.model_dump(), type(value).model_fields, f"[{name}]", where)
+    try:
+        sharding.check_counts(values["store"].shards, MELD_SPLITS)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: [store] shards: {exc}") from None
 
     corpora: dict[str, str] = {}
     for name, table in _table(raw, "corpora", where).items():

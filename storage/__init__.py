@@ -25,17 +25,20 @@ class Store:
     """A store root and the declared tables in it.
 
     `store.parquet("meld_utterances")` and `store.lance("speaker_embeddings")` give the table
-    objects; `store.media(...)` gives the location of content-addressed derived media.
+    objects; `store.media(...)` gives the location of content-addressed derived media. `shards`
+    (split -> shard count, `storage/shards.py`) is how the MELD splits are cut: reading a split by
+    name reads its shards; None reads whichever layout the store holds.
     """
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, shards: dict[str, int] | None = None):
         self.root = uris.normalize(root)
+        self.shards = shards
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
 
     def parquet(self, name: str) -> ParquetTable:
-        return ParquetTable(self.root, get_schema(name))
+        return ParquetTable(self.root, get_schema(name), self.shards)
 
     def lance(self, name: str) -> LanceTable:
         return LanceTable(self.root, get_schema(name))
@@ -49,4 +52,4 @@ class Store:
         schema = get_schema(name)
         if schema.format == "lance":
             return LanceTable(self.root, schema)
-        return ParquetTable(self.root, schema)
+        return ParquetTable(self.root, schema, self.shards)

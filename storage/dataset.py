@@ -260,7 +260,7 @@ class _SourceRows:
 def _read_meld(store: Store, splits: list[str], required: bool = True) -> pl.DataFrame:
     """The latest version of each split of meld_utterances, in split, dialogue, utterance order."""
     table = store.parquet("meld_utterances")
-    stored = [s for s in splits if table.latest(s) is not None]
+    stored = [s for s in splits if table.has(s)]
     if not stored and required:
         raise ValueError(f"meld_utterances holds none of the splits {', '.join(splits)} in {store.root}")
     parts = [table.read_arrow(s) for s in stored] or [table.schema.schema.empty_table()]
@@ -311,7 +311,7 @@ def _parquet_rows(table, fingerprint: str, splits: list[str]) -> tuple[pa.Table 
     """Of each split, the newest version written with `fingerprint` (else the latest), its rows
     of that fingerprint."""
     parts, held = [], set()
-    for partition in splits if table.schema.partition_by else [None]:
+    for partition in [p for s in splits for p in table.parts_of(s)] if table.schema.partition_by else [None]:
         versions = table.versions(partition)
         if not versions:
             continue

@@ -51,6 +51,21 @@ def sql_and(**equal: Any) -> str:
     return " AND ".join(f"{column} = {sql_quote(value)}" for column, value in equal.items())
 
 
+def partition_scope(table: LanceTable, partition: str, wanted_ids: Iterable[str] = (), **equal: Any) -> str:
+    """The rows of `table` one MELD partition owns: `split = 'dev' AND ...` for a whole split; for a
+    shard (`train-03of34`, `storage/shards.py`) also `id IN (...)`, listing the wanted ids and every
+    stored id of the split that belongs to the shard, so a clip gone from the shard is deleted too."""
+    from storage import shards as sharding
+
+    shard = sharding.parse(partition)
+    where = sql_and(split=shard.split, **equal)
+    if not shard.sharded:
+        return where
+    stored = table.read_arrow(where=sql_and(split=shard.split), columns=["id"]).column("id").to_pylist()
+    ids = sorted(set(wanted_ids) | set(shard.select(set(stored))))
+    return f"{where} AND {sql_in('id', ids)}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Embedded:
     """What an encoder made of one row: a vector, or the status and reason instead; `extras`

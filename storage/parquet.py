@@ -4,10 +4,17 @@ Layout under a store root (any URI):
 
     {root}/tables/{name}/v000001.parquet                 an unpartitioned table
     {root}/tables/{name}/{col}={value}/v000001.parquet   one folder per partition
+    {root}/tables/{name}/split={split}/shard={i}of{n}/v000001.parquet   one shard of a split
 
-Each write makes the next version: the file is written under a temporary name in the same
-directory and then renamed into place, so a reader never sees a truncated file under a real
-name and the previous version stays readable. Every file carries the table name, schema
+A table partitioned by `split` takes shard keys as partitions too (`storage/shards.py`: `train-03of34`
+is a folder under `split=train`); reading a split by name reads every shard it is cut into, by the
+layout the store was opened with, or else by the newest layout found in the folders.
+
+Each write makes the next version, whole or not at all: on a local disk the file is written
+under a temporary name in the same directory and hard-linked into place; on S3 it is one
+conditional PUT (`If-None-Match: *`). Neither can replace an existing file, so two writers never
+both claim one version: the second takes the next. A reader never sees a truncated file under a
+real name and the previous version stays readable. Every file carries the table name, schema
 version, table version, partition and producing fingerprint in its Parquet key-value metadata.
 """
 
@@ -25,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage import shards as sharding
 from storage import uri as uris
 from storage.faults import fault_point
 from storage.schemas import SchemaError, TableSchema, store_relative, store_resolved
@@ -57,9 +65,10 @@ class TableVersion:
 class ParquetTable:
     """A declared table stored as versioned Parquet files under `root`."""
 
-    def __init__(self, root: str, schema: TableSchema):
+    def __init__(self, root: str, schema: TableSchema, shards: dict[str, int] | None = None):
         self.root = uris.normalize(root)
         self.schema = schema
+        self.shards = shards  # split -> shard count; None: whatever the folders hold
         self.uri = uris.join(self.root, "tables", schema.name)
         self._fs, self._base = uris.filesystem(self.uri)
         self._local = uris.is_local(self.uri)
@@ -73,18 +82,56 @@ class ParquetTable:
             return self._base
         if partition is None:
             raise SchemaError(f"{self.schema.name} is partitioned by {self.schema.partition_by}")
-        return f"{self._base}/{self.schema.partition_by}={partition}"
+        shard = self._shard(partition)
+        folder = f"{self._base}/{self.schema.partition_by}={shard.split}"
+        return f"{folder}/{shard.folder}" if shard.sharded else folder
+
+    def _shard(self, partition: str) -> sharding.Shard:
+        """The shard a partition value names (a whole partition unless the table is split by `split`)."""
+        return sharding.parse(partition) if self.schema.partition_by == "split" else sharding.Shard(partition)
 
     def partitions(self) -> list[str]:
-        """Partition values that have at least one version."""
+        """Partition values that have at least one version (shard keys for a sharded split)."""
         if self.schema.partition_by is None:
             return []
         prefix = f"{self.schema.partition_by}="
-        return sorted(
-            info.base_name[len(prefix):]
-            for info in self._list(self._base)
-            if info.type.name == "Directory" and info.base_name.startswith(prefix)
-        )
+        found = []
+        for info in self._list(self._base):
+            if info.type.name != "Directory" or not info.base_name.startswith(prefix):
+                continue
+            value = info.base_name[len(prefix):]
+            inside = self._list(info.path)
+            if any(_VERSION_FILE.match(i.base_name) for i in inside):
+                found.append(value)
+            found += [f"{value}-{i.base_name[len('shard='):]}" for i in inside
+                      if i.type.name == "Directory" and i.base_name.startswith("shard=")
+                      and self._list(i.path)]
+        return sorted(found)
+
+    def parts_of(self, partition: str) -> list[str]:
+        """The stored partitions that make up `partition`: itself, or for a split that is cut into
+        shards, its shards (by the layout the table was opened with, else the newest one stored)."""
+        shard = self._shard(partition)
+        if shard.sharded or self.schema.partition_by != "split":
+            return [partition]
+        if self.shards is not None:
+            return sharding.keys([partition], self.shards)
+        layouts: dict[int, list[str]] = {}
+        for key in self.partitions():
+            part = sharding.parse(key)
+            if part.split == partition:
+                layouts.setdefault(part.count, []).append(key)
+        if len(layouts) <= 1:
+            return next(iter(layouts.values()), [partition])
+        return max(layouts.values(), key=lambda keys: max(self._written(k) for k in keys))
+
+    def _written(self, partition: str) -> float:
+        latest = self.latest(partition)
+        return float(latest.metadata.get("written_at", 0)) if latest else 0.0
+
+    def has(self, partition: str) -> bool:
+        """True when `partition` (or one of the shards it is cut into) has a stored version."""
+        return any(self.latest(p) is not None for p in self.parts_of(partition))
 
     def _list(self, directory: str):
         from pyarrow import fs
@@ -145,7 +192,7 @@ class ParquetTable:
         table = store_relative(self.schema.conform(data), self.schema, self.root)
         if self.schema.partition_by is not None and partition is not None:
             values = set(table.column(self.schema.partition_by).to_pylist())
-            if values - {partition}:
+            if values - {self._shard(partition).split}:
                 raise SchemaError(
                     f"{self.schema.name}: rows for {sorted(map(str, values - {partition}))} "
                     f"written to partition {partition!r}"
@@ -153,48 +200,51 @@ class ParquetTable:
         directory = self._dir(partition)
         self._fs.create_dir(directory, recursive=True)
         self._sweep_temp_files(directory)
-        previous = self.latest(partition)
-        version = (previous.version if previous else 0) + 1
-        meta = {
-            "content_hash": table_digest(table.drop_columns(list(self.schema.run_columns))),
-            "table": self.schema.name,
-            "schema_version": str(self.schema.version),
-            "version": str(version),
-            "partition": partition or "",
-            "fingerprint": fingerprint,
-            "rows": str(table.num_rows),
-            "written_at": f"{time.time():.3f}",
-            **{k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()},
-        }
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), **{f"{META_PREFIX}{k}": v for k, v in meta.items()}}
-        )
-        temp = f"{directory}/.tmp-{os.getpid()}-{uuid.uuid4().hex}.parquet"
-        with self._fs.open_output_stream(temp) as sink:
-            fault_point("parquet.before_write")
-            half = max(table.num_rows // 2, 1)
-            with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
-                writer.write_table(table.slice(0, half))
-                fault_point("parquet.mid_write")
-                writer.write_table(table.slice(half))
-            fault_point("parquet.temp_written")
-        fault_point("parquet.before_rename")
-        final = f"{directory}/v{version:06d}.parquet"
-        self._publish(temp, final)
-        fault_point("parquet.after_rename")
-        return TableVersion(self.schema.name, partition, version, self._uri_of(final), meta)
+        content_hash = table_digest(table.drop_columns(list(self.schema.run_columns)))
+        while True:  # a version another writer claimed first: take the next one
+            previous = self.latest(partition)
+            version = (previous.version if previous else 0) + 1
+            meta = {
+                "content_hash": content_hash,
+                "table": self.schema.name,
+                "schema_version": str(self.schema.version),
+                "version": str(version),
+                "partition": partition or "",
+                "fingerprint": fingerprint,
+                "rows": str(table.num_rows),
+                "written_at": f"{time.time():.3f}",
+                **{k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()},
+            }
+            stamped = table.replace_schema_metadata(
+                {**(table.schema.metadata or {}), **{f"{META_PREFIX}{k}": v for k, v in meta.items()}})
+            final = f"{directory}/v{version:06d}.parquet"
+            try:
+                self._publish(stamped, directory, final)
+            except uris.AlreadyExists:
+                continue
+            fault_point("parquet.after_rename")
+            return TableVersion(self.schema.name, partition, version, self._uri_of(final), meta)
 
-    def _publish(self, temp: str, final: str) -> None:
+    def _publish(self, table: pa.Table, directory: str, final: str) -> None:
+        """Make `table` the file `final` whole or not at all, never over another writer's file:
+        on a local disk a temporary file hard-linked into place (link() refuses an existing
+        name); on S3 one conditional PUT (`If-None-Match: *`). AlreadyExists when `final` exists."""
         if self._local:
-            # link() refuses to overwrite, so two writers can never both claim one version.
+            temp = f"{directory}/.tmp-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+            with self._fs.open_output_stream(temp) as sink:
+                _write_parquet(table, sink)
+            fault_point("parquet.before_rename")
             try:
                 os.link(temp, final)
             except FileExistsError:
+                raise uris.AlreadyExists(final) from None
+            finally:
                 os.unlink(temp)
-                raise RuntimeError(f"{final} was written concurrently; retry the write") from None
-            os.unlink(temp)
-        else:
-            self._fs.move(temp, final)
+            return
+        sink = pa.BufferOutputStream()
+        _write_parquet(table, sink)
+        fault_point("parquet.before_rename")
+        uris.put_if_absent(self._uri_of(final), sink.getvalue().to_pybytes())
 
     def _sweep_temp_files(self, directory: str) -> None:
         """Remove temporary files left by writers that no longer run (local stores only)."""
@@ -214,8 +264,16 @@ class ParquetTable:
         if self.schema.partition_by is not None and partition is None:
             if version is not None:
                 raise SchemaError("a version number needs a partition for a partitioned table")
-            parts = [self.read_arrow(p) for p in self.partitions()]
+            wholes = dict.fromkeys(self._shard(p).split for p in self.partitions())
+            parts = [self.read_arrow(p) for w in wholes for p in self.parts_of(w) if self.latest(p)]
             return pa.concat_tables(parts) if parts else self.schema.schema.empty_table()
+        if (parts := self.parts_of(partition)) != [partition]:
+            if version is not None:
+                raise SchemaError(f"{partition} is cut into shards: a version number needs one of them")
+            stored = [p for p in parts if self.latest(p) is not None]
+            if not stored:
+                raise FileNotFoundError(f"{self.schema.name} split {partition} has no stored shard under {self.uri}")
+            return pa.concat_tables([self.read_arrow(p) for p in stored])
         chosen = self._version(partition, version)
         path = self._dir(partition) + f"/v{chosen:06d}.parquet"
         with self._fs.open_input_file(path) as handle:
@@ -260,6 +318,16 @@ class ParquetTable:
                 self._fs.delete_file(path)
                 removed.append(old)
         return removed
+
+
+def _write_parquet(table: pa.Table, sink) -> None:
+    fault_point("parquet.before_write")
+    half = max(table.num_rows // 2, 1)
+    with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
+        writer.write_table(table.slice(0, half))
+        fault_point("parquet.mid_write")
+        writer.write_table(table.slice(half))
+    fault_point("parquet.temp_written")
 
 
 def table_digest(table: pa.Table) -> str:

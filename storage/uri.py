@@ -75,3 +75,43 @@ def relative_to(location: str, root: str) -> str:
 def resolve(location: str, root: str) -> str:
     """A location stored relative to `root` made whole again; absolute locations unchanged."""
     return location if is_absolute(location) else join(normalize(root), location)
+
+
+class AlreadyExists(FileExistsError):
+    """A conditional write found its object already there (another writer claimed the name)."""
+
+
+def put_if_absent(uri: str, data: bytes) -> None:
+    """Write `data` to the object `uri` only if no object has that name (one PUT with
+    `If-None-Match: *`, atomic on S3 and S3-compatible stores); AlreadyExists when one has.
+
+    The S3 client reads the usual `AWS_*` variables (`AWS_ENDPOINT_URL` for a store that is not
+    AWS). Other object stores are refused: their writes here would not be conditional."""
+    scheme, _, rest = uri.partition("://")
+    if scheme not in ("s3", "s3a"):
+        raise ValueError(f"{uri}: a conditional write needs an S3 (or S3-compatible) store")
+    bucket, _, key = rest.partition("/")
+    client = _s3_client()
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+    except client.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or \
+                exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+            raise AlreadyExists(uri) from None
+        raise
+
+
+_CLIENTS: dict[tuple[str, ...], object] = {}
+
+
+def _s3_client():
+    """One boto3 S3 client per endpoint and region (clients are thread-safe and slow to build)."""
+    import boto3
+
+    settings = tuple(os.environ.get(k, "") for k in ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
+                                                     "AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+    if settings not in _CLIENTS:
+        region = settings[1] or settings[2] or None
+        _CLIENTS[settings] = boto3.session.Session().client("s3", region_name=region)
+    return _CLIENTS[settings]

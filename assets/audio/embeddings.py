@@ -18,7 +18,7 @@ from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.resources import EncoderResource, StoreResource
 from models.encoders.asr_embedding import EMBEDDING_VERSION
 from storage import Status, row_key
-from storage.embedding_sync import Embedded, sql_and
+from storage.embedding_sync import Embedded, partition_scope
 from storage.schemas.audio import ASR_EMBEDDINGS, SPEAKER_EMBEDDINGS
 
 SPEAKER_VERSION = "1"  # bump when what is written for a clip changes
@@ -88,9 +88,11 @@ def clip_embeddings(context, store: StoreResource, registered, spec, load, embed
     root = store.store()
     split = context.partition_key
     fingerprint = spec.fingerprint()
+    table, wanted = root.lance(registered.name), wanted_rows(root, split, fingerprint, context.log.info)
     return sync_embeddings(
-        context, root.lance(registered.name), wanted_rows(root, split, fingerprint, context.log.info),
-        spec=spec, scope=sql_and(split=split, fingerprint=fingerprint), attributes=("speaker", "emotion"),
+        context, table, wanted,
+        spec=spec, scope=partition_scope(table, split, wanted["id"], fingerprint=fingerprint),
+        attributes=("speaker", "emotion"),
         load=load, encode=lambda encoder, rows: compute_audio(embed_of(encoder), rows.to_dicts()),
         check=EMBEDDED_CHECK, what="clips", sample_columns=["id", "speaker", "emotion", "status", "reason"],
     )

@@ -25,6 +25,8 @@ from assets.partitions import meld_splits
 from assets.reporting import table_result
 from assets.resources import CorporaResource, StoreResource, ThresholdsResource
 from storage import Status, content_hash, media, sources
+from storage import shards as sharding
+from storage.shards import Shard
 from storage.schemas.meld import MELD_UTTERANCES
 
 INGEST_VERSION = "1"  # bump when what the ingest writes changes
@@ -76,8 +78,9 @@ class _Row:
         return self.fields
 
 
-def ingest_split(root: str | None, split: str, limits: Limits) -> SplitIngest:
-    """Rows of one split of a MELD.Raw root (an empty ingest, with a note, when there is none)."""
+def ingest_split(root: str | None, split: str, limits: Limits, shard: Shard | None = None) -> SplitIngest:
+    """Rows of one split of a MELD.Raw root (an empty ingest, with a note, when there is none);
+    with `shard`, only that shard's CSV records and clips (only they are probed)."""
     if root is None:
         return SplitIngest([], notes=["no [corpora.meld] section in the config: nothing ingested"])
     layout = find_split(root, split)
@@ -93,6 +96,10 @@ def ingest_split(root: str | None, split: str, limits: Limits) -> SplitIngest:
 
     rows = _annotated_rows(layout, result) if layout.csv else []
     clips = {p.name: p for p in clip_files(layout.clips, Path(root))} if layout.clips else {}
+    if shard is not None and shard.sharded:
+        rows = [r for r in rows if shard.holds(r.fields["id"])]
+        clips = {n: p for n, p in clips.items() if shard.holds(f"{split}/{_clip_identity(n)[0]}")}
+        result.csv_records = len(rows)  # the shard's records: each must be a row of its partition
     claimed = _attach_clips(rows, clips, layout, Path(root))
     rows += _unannotated_rows(clips, claimed, layout, Path(root))
     _check_timing(rows, limits)
@@ -180,20 +187,27 @@ def _attach_clips(rows: list[_Row], clips: dict[str, Path], layout: SplitLayout,
     return claimed
 
 
+def _clip_identity(name: str) -> tuple[str, int | None, int | None, bool, str | None]:
+    """(id stem, dialogue, utterance, follows MELD's naming, a control character in the name) of a
+    clip file without a CSV row."""
+    match = _CLIP_NAME.search(name)
+    dialogue, _ = sources.bounded_int(match[1], 0) if match else (None, "")
+    utterance, _ = sources.bounded_int(match[2], 0) if match else (None, "")
+    standard = match is not None and match.start() == 0 and dialogue is not None and utterance is not None
+    stem = f"dia{dialogue}_utt{utterance}" if standard else Path(name).stem
+    bad = sources.control_characters(stem)
+    if bad is not None:  # never into an id: the name is shown escaped in the reason
+        stem = f"clip_{content_hash(name)}"
+    return stem, dialogue, utterance, standard, bad
+
+
 def _unannotated_rows(clips: dict[str, Path], claimed: set[str], layout: SplitLayout, root: Path) -> list[_Row]:
     rows, found = [], []
     csv_name = CSV_NAMES[layout.split]
     for name, path in sorted(clips.items()):
         if name in claimed:
             continue
-        match = _CLIP_NAME.search(name)
-        dialogue, _ = sources.bounded_int(match[1], 0) if match else (None, "")
-        utterance, _ = sources.bounded_int(match[2], 0) if match else (None, "")
-        standard = match is not None and match.start() == 0 and dialogue is not None and utterance is not None
-        stem = f"dia{dialogue}_utt{utterance}" if standard else Path(name).stem
-        bad = sources.control_characters(stem)
-        if bad is not None:  # never into an id: the name is shown escaped in the reason
-            stem = f"clip_{content_hash(name)}"
+        stem, dialogue, utterance, standard, bad = _clip_identity(name)
         row = _Row(
             f"{layout.split}/{stem}", layout.split,
             dialogue_id=dialogue if standard else None,
@@ -340,16 +354,17 @@ def meld_utterances(
     """MELD utterances of one split, every CSV row and every clip, each with a status."""
     import polars as pl
 
-    split = context.partition_key
+    shard = sharding.parse(context.partition_key)
+    split, part = shard.split, shard.key  # `part`: the split itself, or one shard of it
     limits = Limits(thresholds.min_clip_seconds, thresholds.max_clip_seconds)
-    ingest = ingest_split(corpora.root("meld"), split, limits)
+    ingest = ingest_split(corpora.root("meld"), split, limits, shard)
     for note in ingest.notes:
         context.log.info(note)
     table = store.store().parquet(MELD_UTTERANCES.name)
     annotated_rows = pl.col("csv_line").is_not_null()
-    before = shrink.annotated_counts(shrink.previous_frame(table, split), annotated_rows)
-    version = table.write(to_arrow(ingest.rows), partition=split, fingerprint=INGEST_VERSION)
-    written = table.read(partition=split, version=version.version)
+    before = shrink.annotated_counts(shrink.previous_frame(table, part), annotated_rows)
+    version = table.write(to_arrow(ingest.rows), partition=part, fingerprint=INGEST_VERSION)
+    written = table.read(partition=part, version=version.version)
 
     annotated = written.filter(pl.col("csv_line").is_not_null())
     lost = ingest.csv_records - annotated.height
@@ -368,7 +383,7 @@ def meld_utterances(
                       "problems": f"{CSV_NAMES[split]} holds no record while {written.height} clips wait for one"
                                   if empty_csv else "none"},
         ),
-        shrink.check({split: before.get(split, 0)} if before else {}, {split: annotated.height},
+        shrink.check({part: before.get(split, 0)} if before else {}, {part: annotated.height},
                      thresholds.max_shrink_share, shrink.accepted(thresholds)),
     ]
     return table_result(
@@ -378,6 +393,7 @@ def meld_utterances(
         sample_columns=["id", "speaker", "text", "emotion", "duration_s", "status", "reason"],
         metadata={
             "split": split,
+            **({"shard": f"{shard.index + 1} of {shard.count}"} if shard.sharded else {}),
             "annotated rows": annotated.height,
             "dialogues": annotated["dialogue_id"].n_unique(),
             "rows by issue": dg.MetadataValue.json(_counts(written, "issues")),

@@ -18,7 +18,7 @@ from assets.audio.embeddings import EMBEDDED_CHECK, utterance_embedding_asset, u
 from assets.embedding_tables import sync_embeddings
 from assets.resources import EncoderResource, StoreResource
 from storage import Status, content_hash, row_key
-from storage.embedding_sync import Embedded, sql_and
+from storage.embedding_sync import Embedded, partition_scope
 from storage.schemas.audio import TRANSCRIPTS
 from storage.schemas.meld import MELD_UTTERANCES
 from storage.schemas.text import TEXT_EMBEDDINGS, WHISPER_TEXT_EMBEDDINGS
@@ -79,9 +79,12 @@ def embed_texts(context, store: StoreResource, registered, text: EncoderResource
     fingerprint = spec.fingerprint()
     root = store.store()
     split = context.partition_key
+    table = root.lance(registered.name)
+    wanted = utterance_frame(rows_of(root, split, fingerprint), "text")
     return sync_embeddings(
-        context, root.lance(registered.name), utterance_frame(rows_of(root, split, fingerprint), "text"),
-        spec=spec, scope=sql_and(split=split, fingerprint=fingerprint), attributes=("speaker", "emotion"),
+        context, table, wanted,
+        spec=spec, scope=partition_scope(table, split, wanted["id"], fingerprint=fingerprint),
+        attributes=("speaker", "emotion"),
         load=lambda: SentenceEncoder.from_spec(spec), encode=compute_texts, reuse_by="input_hash",
         check=EMBEDDED_CHECK, what="texts", sample_columns=["id", "speaker", "emotion", "status", "reason"],
     )

@@ -17,7 +17,7 @@ from assets.meld.utterances import meld_utterances
 from assets.resources import EncoderResource, FacesResource, StoreResource
 from assets.vision.detections import face_detections, read_partition
 from storage import LanceTable, Store, row_key
-from storage.embedding_sync import Embedded, sql_and
+from storage.embedding_sync import Embedded, partition_scope, sql_and
 from storage.schemas.meld import MELD_UTTERANCES
 from storage.schemas.vision import FACE_DETECTIONS, FACE_EMBEDDINGS
 
@@ -72,9 +72,10 @@ def face_embeddings(
         "crop_id", "id", "split", "speaker", "second", "face_index", "crop_hash",
         pl.lit(fingerprint).alias("fingerprint"), "crop_uri",
     )
+    table = embeddings_table(root, face_embedder)
     return sync_embeddings(
-        context, embeddings_table(root, face_embedder), crops, spec=spec,
-        scope=sql_and(split=split, fingerprint=fingerprint), attributes=("speaker",),
+        context, table, crops, spec=spec,
+        scope=partition_scope(table, split, crops["id"], fingerprint=fingerprint), attributes=("speaker",),
         load=lambda: load_embedder(face_embedder.spec(), faces.options().geometry), encode=embed_crops,
         chunk=BATCH, check="every_accepted_face_embedded", what="accepted faces",
         sample_columns=["crop_id", "speaker", "second", "status"],

@@ -27,7 +27,7 @@ from assets.vision.detections import face_detections, read_partition
 from assets.vision.embeddings import embedder_spec, embeddings_table, face_embeddings
 from assets.vision.gallery import speaker_gallery
 from storage import Status
-from storage.embedding_sync import sql_and
+from storage.embedding_sync import partition_scope
 from storage.schemas.meld import MELD_UTTERANCES
 from storage.schemas.vision import FACE_DETECTIONS, SPEAKER_GALLERY, SPEAKING_FACES
 
@@ -58,7 +58,8 @@ def speaking_faces(
     utterances = read_partition(root, MELD_UTTERANCES.name, split)
     detections = read_partition(root, FACE_DETECTIONS.name, split)
     references = _references(root)
-    candidates = _candidates(embeddings_table(root, face_embedder), split, fingerprint)
+    table = embeddings_table(root, face_embedder)
+    candidates = _candidates(table, partition_scope(table, split, utterances["id"], fingerprint=fingerprint))
     frames = (detections.filter(pl.col("second").is_not_null()).group_by("id")
               .agg(pl.col("second").n_unique().alias("frames")))
     frame_counts = dict(frames.iter_rows())
@@ -100,13 +101,13 @@ def _references(store) -> dict[str, Any]:
     }
 
 
-def _candidates(table, split: str, fingerprint: str) -> dict[str, list]:
-    """clip id -> its faces as FaceCandidates."""
+def _candidates(table, scope: str) -> dict[str, list]:
+    """clip id -> its faces (the stored face embeddings in `scope`) as FaceCandidates."""
     import numpy as np
 
     from models.face_gallery import FaceCandidate
 
-    rows = table.read_arrow(where=sql_and(split=split, fingerprint=fingerprint),
+    rows = table.read_arrow(where=scope,
                             columns=["crop_id", "id", "second", "vector"])
     out: dict[str, list] = {}
     if rows.num_rows == 0:
