@@ -26,10 +26,11 @@ def code_version(transform: str) -> str:
 
 def embedding_asset(*, group: str, deps: Sequence[Any], transform: str, check: str, check_description: str,
                     partitioned: bool = False, blocking: bool = False, description: str | None = None,
-                    name: str | None = None, resources: set[str] | None = None):
+                    name: str | None = None, resources: set[str] | None = None, per_item: bool = False):
     """The decorator every embedding asset shares: its group and deps, the code version of its
-    transform, the inference pool, the MELD splits when `partitioned`, and its coverage check."""
-    from assets.partitions import meld_splits
+    transform, the inference pool, the MELD splits when `partitioned`, and its coverage check;
+    `per_item` marks an asset over corpus items that `[store] item_shards` may cut into shards."""
+    from assets.partitions import ITEMS, PER_ITEM_TAG, meld_splits
 
     def decorate(fn):
         asset = name or fn.__name__
@@ -41,6 +42,7 @@ def embedding_asset(*, group: str, deps: Sequence[Any], transform: str, check: s
             deps=list(deps),
             code_version=code_version(transform),
             pool="inference",
+            tags={PER_ITEM_TAG: ITEMS} if per_item else None,
             description=description,
             check_specs=[dg.AssetCheckSpec(check, asset=asset, description=check_description,
                                            blocking=blocking)],

@@ -27,6 +27,7 @@ class StoreResource(dg.ConfigurableResource):
 
     root: str = Field(default="store", description="Store root: a path (relative to the config file) or a URI such as s3://bucket/prefix.")
     shards: dict[str, int] = Field(default_factory=dict, description="Shards per MELD split, e.g. `{ train = 34, dev = 4, test = 9 }` (~300 clips each; a split not named: 1; at most 99 in all).")
+    item_shards: int = Field(default=1, ge=1, le=99, description="Shards of the corpus embedding assets' items (by a CRC-32 of corpus/id), e.g. 8 for FER2013's 35,887 images; 1: unpartitioned.")
 
     def store(self) -> Store:
         return Store(self.root, shards=dict(self.shards))

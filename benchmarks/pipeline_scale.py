@@ -71,8 +71,10 @@ class RssSampler:
         self._thread.join()
 
 
-def measure(meld_root: Path, scratch: Path) -> dict:
-    """One size, in this process: the feature assets on a fresh store."""
+def measure(meld_root: Path, scratch: Path, store_root: str | None = None, config_text: str = "",
+            selection: str | None = SELECTION) -> dict:
+    """One size, in this process: the feature assets (or `selection`) on a fresh store at
+    `store_root` (default: scratch/store), `config_text` added to the config (`[store]` keys first)."""
     import shutil
 
     from pipelines.definitions import build_definitions
@@ -82,7 +84,8 @@ def measure(meld_root: Path, scratch: Path) -> dict:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     config = scratch / "emostore.toml"
-    config.write_text(f'[store]\nroot = "{scratch / "store"}"\n[corpora.meld]\nroot = "{meld_root}"\n')
+    config.write_text(f'[store]\nroot = "{store_root or scratch / "store"}"\n{config_text}\n'
+                      f'[dagster]\nhome = "{scratch / "dagster"}"\n[corpora.meld]\nroot = "{meld_root}"\n')
     settings = load_settings(str(config))
     defs = build_definitions(settings)
     instance = instance_for(settings)
@@ -109,7 +112,7 @@ def measure(meld_root: Path, scratch: Path) -> dict:
     # leaves SIGTERM ignored here, Dagster's compute-log `tail` processes inherit that, and each
     # run then waits 2 x 30 s for them at its end)
     with sampler, stop_on_signals(instance):
-        waves = update(defs, instance, SELECTION, progress)
+        waves = update(defs, instance, selection, progress)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     runs = len(instance.get_runs())
     return {"wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "waves": len(waves),

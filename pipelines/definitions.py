@@ -27,7 +27,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             resources=resources,
             executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
         ),
-    ), settings.store.shards)  # [store] shards cuts every per-clip MELD asset's splits
+    ), settings.store.shards, settings.store.item_shards)  # [store] shards and item_shards cut them
     return with_upstream_fingerprints(with_sources(merged), resources)
 
 

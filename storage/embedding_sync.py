@@ -66,6 +66,17 @@ def partition_scope(table: LanceTable, partition: str, wanted_ids: Iterable[str]
     return f"{where} AND {sql_in('id', ids)}"
 
 
+def item_scope(table: LanceTable, scope: str, shard, wanted_keys: Iterable[str]) -> str:
+    """`scope` narrowed to one shard of corpus items (`storage/shards.py`, by `corpus/id`): the
+    wanted keys and every stored key in `scope` whose item belongs to the shard."""
+    if shard is None or not shard.sharded:
+        return scope
+    stored = table.read_arrow(where=scope, columns=["key", "corpus", "id"])
+    mine = [k for k, c, i in zip(stored.column("key").to_pylist(), stored.column("corpus").to_pylist(),
+                                 stored.column("id").to_pylist()) if shard.holds(f"{c}/{i}")]
+    return f"{scope} AND {sql_in('key', sorted(set(wanted_keys) | set(mine)))}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Embedded:
     """What an encoder made of one row: a vector, or the status and reason instead; `extras`

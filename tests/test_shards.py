@@ -186,3 +186,71 @@ def test_staleness_reaches_an_asset_over_every_shard_up_to_the_limit():
     shard stale; at 100 Dagster stops looking (why `[store] shards` refuses more)."""
     assert _staleness_after_one_shard_changes(sharding.MAX_SHARDS) == "stale"
     assert _staleness_after_one_shard_changes(sharding.MAX_SHARDS + 1) == "fresh"
+
+
+def test_item_shards_cut_the_corpus_embedding_assets_only(settings_for):
+    from pipelines.definitions import build_definitions
+
+    graph = build_definitions(settings_for('[store]\nroot = "store"\nitem_shards = 3\n')).resolve_asset_graph()
+    for name in ("corpus_speaker_embeddings", "corpus_asr_embeddings", "corpus_face_embeddings",
+                 "corpus_text_embeddings", "text_corpus_embeddings"):
+        assert graph.get(dg.AssetKey(name)).partitions_def.get_partition_keys() == [
+            "items-0of3", "items-1of3", "items-2of3"], name
+    for name in ("crowdflower_items", "corpus_folds", "meld_utterances"):
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def is None or node.partitions_def == meld_splits, name
+    unsharded = build_definitions(settings_for('[store]\nroot = "store"\n')).resolve_asset_graph()
+    assert unsharded.get(dg.AssetKey("text_corpus_embeddings")).partitions_def is None
+
+
+@pytest.mark.slow
+def test_text_corpus_embeddings_in_item_shards_equal_one_run(tmp_path):
+    """The demo text corpora embedded in 3 shards of items hold exactly the rows (keys and
+    vectors) of one unsharded run; a row of a shard that is no longer wanted goes with that
+    shard's next run, and no other shard's rows are touched."""
+    from pipelines.definitions import build_definitions
+    from pipelines.demo import text_corpora
+    from pipelines.runner import instance_for, update
+    from pipelines.settings import load_settings
+
+    text_corpora.write(tmp_path / "corpora", seed=0)
+    corpora = "".join(f'[corpora.{c}]\nroot = "{tmp_path / "corpora" / c}"\n' for c in text_corpora.CORPORA)
+    tables = {}
+    for name, extra in (("one", ""), ("three", "item_shards = 3\n")):
+        config = tmp_path / f"{name}.toml"
+        config.write_text(f'[store]\nroot = "{tmp_path / name}"\n{extra}{corpora}')
+        settings = load_settings(config)
+        defs, instance = build_definitions(settings), instance_for(settings)
+        waves = update(defs, instance, "+key:text_corpus_embeddings")
+        assert all(ok for wave in waves for _, ok, _ in wave)
+        tables[name] = Store(settings.store.root).lance("text_corpus_embeddings")
+    one, three = (tables[n].read().sort("key") for n in ("one", "three"))
+    assert one.height > 100 and one["key"].to_list() == three["key"].to_list()
+    assert one["vector"].to_list() == three["vector"].to_list()
+
+
+
+def test_an_item_shard_owns_its_stored_rows_and_no_other(tmp_path):
+    """The scope of one shard of items lists the wanted keys and every stored key of its own
+    items (so a row no longer wanted is deleted by that shard's sync), never another shard's."""
+    from storage import LanceTable
+    from storage.embedding_sync import item_scope
+    from storage.schemas.corpora import TEXT_CORPUS_EMBEDDINGS, TEXT_EMBEDDING_DIM
+
+    table = LanceTable(str(tmp_path), TEXT_CORPUS_EMBEDDINGS)
+    ids = [f"item{i}" for i in range(30)]
+    dim = TEXT_EMBEDDING_DIM
+    table.upsert(pl.DataFrame({
+        "key": [f"k-{i}" for i in ids], "corpus": ["isear"] * 30, "id": ids, "split": ["train"] * 30,
+        "label": ["joy"] * 30, "raw_labels": [["joy"]] * 30, "status": ["ok"] * 30, "text_hash": ids,
+        "fingerprint": ["f"] * 30, "encoder": ["e"] * 30,
+        "vector": pl.Series([[1.0] + [0.0] * (dim - 1)] * 30, dtype=pl.Array(pl.Float32, dim))}))
+    scopes = {}
+    for shard in sharding.of_split("items", 3):
+        where = item_scope(table, "fingerprint = 'f'", shard, ["new-key"])
+        scopes[shard.index] = set(table.keys(where))
+        assert scopes[shard.index] == {f"k-{i}" for i in ids if shard.holds(f"isear/{i}")}
+        assert "'new-key'" in where
+    assert sorted(k for keys in scopes.values() for k in keys) == sorted(f"k-{i}" for i in ids)
+    assert all(scopes.values())  # 30 items: every shard holds some
+    assert item_scope(table, "fingerprint = 'f'", None, []) == "fingerprint = 'f'"

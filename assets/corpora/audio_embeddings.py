@@ -17,6 +17,7 @@ import dagster as dg
 import numpy as np
 
 from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, media_hashes, sync_corpora
+from assets.partitions import in_shard, item_shard
 from assets.resources import CorporaResource, EncoderResource, StoreResource
 from corpora.ravdess import ravdess_performance
 from corpora.reading import AUDIO_SUFFIXES
@@ -56,8 +57,9 @@ def decode_speech(path: Path) -> tuple[np.ndarray | None, Embedded | None, float
     return audio.samples, None, audio.duration_s
 
 
-def wanted_audio(store: StoreResource, corpora: CorporaResource, fingerprint: str):
-    items = audio_items(items_with_folds(store, SPEECH_CORPORA))
+def wanted_audio(store: StoreResource, corpora: CorporaResource, fingerprint: str, shard=None):
+    # one shard's items, chosen after one file per performance is (RAVDESS's pairs span shards)
+    items = in_shard(audio_items(items_with_folds(store, SPEECH_CORPORA)), shard)
     roots = {c: corpora.root(c) for c in SPEECH_CORPORA if corpora.root(c)}
     items = items.filter(items["corpus"].is_in(list(roots)))
     return keyed(items, media_hashes(items, roots), fingerprint), roots
@@ -68,7 +70,7 @@ def embed_audio(context, kind: str, store: StoreResource, corpora: CorporaResour
     """The shared body of the speaker and ASR assets: `load(spec)` gives an object with `.dim`
     whose `embed(clips)` returns a vector (or an exception saying why not) per clip."""
     spec = encoder.spec()
-    wanted, roots = wanted_audio(store, corpora, spec.fingerprint())
+    wanted, roots = wanted_audio(store, corpora, spec.fingerprint(), item_shard(context))
 
     def encode(model, rows) -> list[Embedded]:
         decoded = [decode_speech(Path(roots[c]) / p) for c, p in zip(rows["corpus"], rows["path"])]

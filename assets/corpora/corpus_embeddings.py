@@ -20,7 +20,8 @@ from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.resources import StoreResource
 from models.spec import ModelSpec
 from storage import row_key
-from storage.embedding_sync import CHUNK, sql_in, sql_quote
+from assets.partitions import item_shard
+from storage.embedding_sync import CHUNK, item_scope, sql_in, sql_quote
 from storage.schemas.unimodal import CORPUS_EMBEDDINGS, CORPUS_FOLDS
 
 # Refreshed in place when they change; the vector is kept.
@@ -81,6 +82,7 @@ def sync_corpora(context, store: StoreResource, kind: str, wanted, spec: ModelSp
     """Sync the `kind` table's rows of `corpora` at `spec`'s fingerprint to `wanted`."""
     table = store.store().lance(CORPUS_EMBEDDINGS[kind].name)
     scope = f"fingerprint = {sql_quote(spec.fingerprint())} AND {sql_in('corpus', corpora)}"
+    scope = item_scope(table, scope, item_shard(context), wanted["key"])
     return sync_embeddings(context, table, wanted, spec=spec, scope=scope, attributes=ATTRIBUTES, load=load,
                            encode=encode, check=ITEM_CHECK, what="items", sample_columns=sample_columns,
                            count_by=count_by, extra_metadata=extra_metadata, chunk=chunk)
@@ -89,5 +91,5 @@ def sync_corpora(context, store: StoreResource, kind: str, wanted, spec: ModelSp
 def corpus_embedding_asset(deps: Sequence[str], transform: str, what: str, description: str, **named):
     """An embedding asset of corpus items: one row per item with a fold, for the current encoder."""
     return embedding_asset(group="corpora", deps=deps, transform=transform, description=description,
-                           check=ITEM_CHECK, **named,
+                           check=ITEM_CHECK, per_item=True, **named,
                            check_description=f"Every {what} with a fold has one row for the current encoder.")

@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 
 from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, sync_corpora
+from assets.partitions import in_shard, item_shard
 from assets.resources import EncoderResource, StoreResource
 from storage import content_hash
 from storage.embedding_sync import Embedded
@@ -41,7 +42,7 @@ def corpus_text_embeddings(context, store: StoreResource, text: EncoderResource)
     from models.encoders.sentence import SentenceEncoder
 
     spec = text.spec()
-    items = items_with_folds(store, TEXT_CORPORA)
+    items = in_shard(items_with_folds(store, TEXT_CORPORA), item_shard(context))
     wanted = keyed(items, [content_hash(text_of(t)) for t in items["text"]], spec.fingerprint())
     return sync_corpora(
         context, store, "text", wanted, spec, TEXT_CORPORA, lambda: SentenceEncoder.from_spec(spec), encode_turns,

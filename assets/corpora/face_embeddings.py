@@ -23,6 +23,7 @@ import dagster as dg
 import numpy as np
 
 from assets.corpora.corpus_embeddings import corpus_embedding_asset, items_with_folds, keyed, media_hashes, sync_corpora
+from assets.partitions import in_shard, item_shard
 from assets.resources import CorporaResource, EncoderResource, FacesResource, StoreResource
 from corpora.fer2013 import fer2013_images
 from corpora.reading import VIDEO_SUFFIXES
@@ -156,11 +157,11 @@ class FaceRunner:
         return out
 
 
-def wanted_faces(store: StoreResource, corpora: CorporaResource, fingerprint: str):
+def wanted_faces(store: StoreResource, corpora: CorporaResource, fingerprint: str, shard=None):
     import polars as pl
 
     roots = {c: corpora.root(c) for c in IMAGE_CORPORA if corpora.root(c)}
-    items = face_items(items_with_folds(store, IMAGE_CORPORA))
+    items = in_shard(face_items(items_with_folds(store, IMAGE_CORPORA)), shard)  # after face_items' choice
     items = items.filter(pl.col("corpus").is_in(list(roots)))
     fer = fer2013_images(Path(roots["fer2013"]), set(items.filter(pl.col("corpus") == "fer2013")["id"])) \
         if "fer2013" in roots else {}
@@ -183,7 +184,7 @@ def corpus_face_embeddings(context, store: StoreResource, corpora: CorporaResour
 
     spec = face_embedder.spec().with_transform(f"{face_embedder.spec().transform_version}+{face_detector.fingerprint()}"
                                                f"+{faces.fingerprint()}+detections{DETECTIONS_VERSION}")
-    wanted, roots, fer = wanted_faces(store, corpora, spec.fingerprint())
+    wanted, roots, fer = wanted_faces(store, corpora, spec.fingerprint(), item_shard(context))
     return sync_corpora(
         context, store, "face", wanted, spec, IMAGE_CORPORA,
         load=lambda: FaceRunner(roots, fer, face_detector.spec(), face_embedder.spec(), faces.options()),

@@ -20,7 +20,8 @@ from assets.corpora.items import ITEM_ASSETS
 from assets.embedding_tables import embedding_asset, sync_embeddings
 from assets.resources import EncoderResource, StoreResource
 from storage import content_hash, row_key
-from storage.embedding_sync import Embedded, sql_and
+from assets.partitions import in_shard, item_shard
+from storage.embedding_sync import Embedded, item_scope, sql_and
 from storage.schemas.corpora import TEXT_CORPORA, TEXT_CORPUS_EMBEDDINGS
 from storage.status import Status
 
@@ -30,8 +31,9 @@ ENCODE_CHUNK = 2048  # texts per encoder call, so progress is logged as it goes
 ATTRIBUTES = ("split", "label", "raw_labels", "status")  # refreshed in place when they change
 
 
-def wanted_rows(store: StoreResource, fingerprint: str):
-    """One row per item to embed: key, corpus, id, attributes, text, text hash, fingerprint."""
+def wanted_rows(store: StoreResource, fingerprint: str, shard=None):
+    """One row per item to embed (of one shard of items when `shard` is given): key, corpus, id,
+    attributes, text, text hash, fingerprint."""
     import polars as pl
 
     frames = []
@@ -49,7 +51,7 @@ def wanted_rows(store: StoreResource, fingerprint: str):
         return pl.DataFrame(schema={"key": pl.String, "corpus": pl.String, "id": pl.String, "split": pl.String,
                                     "label": pl.String, "raw_labels": pl.List(pl.String), "status": pl.String,
                                     "text": pl.String, "text_hash": pl.String, "fingerprint": pl.String})
-    frame = pl.concat(frames)
+    frame = in_shard(pl.concat(frames), shard)
     hashes = [content_hash(t) for t in frame["text"]]
     keys = [row_key(f"{c}/{i}".replace("|", "%7C"), h, fingerprint)
             for c, i, h in zip(frame["corpus"], frame["id"], hashes)]
@@ -63,7 +65,7 @@ def encode_texts(encoder, rows) -> list[Embedded]:
 
 
 @embedding_asset(group="corpora", deps=[ITEM_ASSETS[c] for c in TEXT_CORPORA], transform=EMBEDDINGS_CODE_VERSION,
-                 check="every_item_embedded",
+                 check="every_item_embedded", per_item=True,
                  check_description="Every item to embed has exactly one row for the current encoder, of unit length.",
                  description="Sentence embeddings of the text corpora (configured text encoder), incremental, in Lance.")
 def text_corpus_embeddings(context, store: StoreResource, text: EncoderResource) -> dg.MaterializeResult:
@@ -71,9 +73,12 @@ def text_corpus_embeddings(context, store: StoreResource, text: EncoderResource)
     from models.encoders.sentence import SentenceEncoder
 
     spec = text.spec()
+    table, shard = store.store().lance(TEXT_CORPUS_EMBEDDINGS.name), item_shard(context)
+    wanted = wanted_rows(store, spec.fingerprint(), shard)
     return sync_embeddings(
-        context, store.store().lance(TEXT_CORPUS_EMBEDDINGS.name), wanted_rows(store, spec.fingerprint()),
-        spec=spec, scope=sql_and(fingerprint=spec.fingerprint()), attributes=ATTRIBUTES,
+        context, table, wanted,
+        spec=spec, scope=item_scope(table, sql_and(fingerprint=spec.fingerprint()), shard, wanted["key"]),
+        attributes=ATTRIBUTES,
         load=lambda: SentenceEncoder.from_spec(spec), encode=encode_texts, encodable=EMBEDDED_STATUSES,
         reuse_by="text_hash", chunk=ENCODE_CHUNK, check="every_item_embedded", what="items",
         sample_columns=["corpus", "id", "split", "label", "status", "text_hash"], count_by=("corpus",),
