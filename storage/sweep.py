@@ -4,6 +4,13 @@ Parquet tables, derived media and checkpoints are written under `.tmp-<pid>-<hex
 renamed into place; a file whose writer pid no longer runs is garbage. A Lance write killed before
 its commit leaves data files no version references (Lance's own staging); they are removed only
 when the caller knows no other process writes the store (`lance=True`).
+
+On S3 nothing is written under a temporary name (a Parquet version is one conditional PUT, a
+media file one upload), so what a killed writer leaves there is an upload it never completed
+(invisible, but stored and billed) and Lance's unreferenced files: `sweep_store` aborts the
+store's incomplete multipart uploads older than `UPLOAD_GRACE` and lets Lance remove
+unreferenced files past its own safety window (7 days): other machines may be writing the same
+store, and no lock reaches them.
 """
 
 from __future__ import annotations
@@ -16,14 +23,15 @@ from storage import uri as uris
 
 _TEMP = re.compile(r"^\.tmp-(\d+)-[0-9a-f]+")
 FOLDERS = ("tables", "media", "checkpoints")
+UPLOAD_GRACE = datetime.timedelta(hours=1)  # an S3 upload started this long ago by a live writer is not swept
 
 
 def sweep_store(root: str, *, lance: bool = False) -> list[str]:
     """Remove the temporary files of dead writers under a local store `root` (and, with `lance`,
-    the unreferenced files of uncommitted Lance writes); the paths removed. Object stores hold no
-    temporary names (their writes are single puts), so there is nothing to sweep there."""
+    the unreferenced files of uncommitted Lance writes); the paths removed. On S3: incomplete
+    uploads and old unreferenced Lance files (the module's docstring)."""
     if not uris.is_local(root):
-        return []
+        return sweep_object_store(root, lance=lance)
     base = uris.local_path(uris.normalize(root))
     removed = []
     for folder in FOLDERS:
@@ -59,6 +67,39 @@ def _sweep_lance(folder: str) -> list[str]:
         dataset.cleanup_old_versions(retain_versions=10**9, older_than=datetime.timedelta(days=36_500),
                                      delete_unverified=True, error_if_tagged_old_versions=False)
         removed += sorted(before - _data_files(path))
+    return removed
+
+
+def sweep_object_store(root: str, *, lance: bool = False,
+                       now: datetime.datetime | None = None) -> list[str]:
+    """An S3 store's incomplete multipart uploads older than `UPLOAD_GRACE`, aborted (a younger one
+    may be a live writer's on another machine); with `lance`, Lance's unreferenced files older than
+    its safety window."""
+    import lance as lance_module
+
+    root = uris.normalize(root)
+    if not root.startswith(("s3://", "s3a://")):
+        return []
+    bucket, _, prefix = root.split("://", 1)[1].partition("/")
+    client = uris.s3_client()
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    removed = []
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/"):
+        for upload in page.get("Uploads", []):
+            if now - upload["Initiated"] > UPLOAD_GRACE:
+                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                removed.append(f"s3://{bucket}/{upload['Key']} (upload {upload['UploadId']})")
+    if lance:
+        fs, base = uris.filesystem(uris.join(root, "lance"))
+        from pyarrow import fs as pafs
+
+        for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
+            if info.base_name.endswith(".lance"):
+                dataset = lance_module.dataset(uris.join(root, "lance", info.base_name))
+                stats = dataset.cleanup_old_versions(retain_versions=10**9, older_than=datetime.timedelta(days=36_500),
+                                                     error_if_tagged_old_versions=False)
+                removed += [f"{info.base_name}: {stats.old_versions} old versions, {stats.bytes_removed} bytes"] \
+                    if stats.bytes_removed else []
     return removed
 
 

@@ -91,7 +91,7 @@ def put_if_absent(uri: str, data: bytes) -> None:
     if scheme not in ("s3", "s3a"):
         raise ValueError(f"{uri}: a conditional write needs an S3 (or S3-compatible) store")
     bucket, _, key = rest.partition("/")
-    client = _s3_client()
+    client = s3_client()
     try:
         client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
     except client.exceptions.ClientError as exc:
@@ -105,7 +105,7 @@ def put_if_absent(uri: str, data: bytes) -> None:
 _CLIENTS: dict[tuple[str, ...], object] = {}
 
 
-def _s3_client():
+def s3_client():
     """One boto3 S3 client per endpoint and region (clients are thread-safe and slow to build)."""
     import boto3
 

@@ -185,3 +185,35 @@ def test_the_demo_pipeline_on_s3_equals_the_local_store(s3_bucket, tmp_path, dem
     assert {name: v for name, v in verdicts.items() if v != "same" and name != "training_cells"} == {}
     explained = compare.explain(verdicts, local, remote, roots["local"], roots["s3"], {"seconds"})
     assert explained.get("training_cells", "equal without seconds").endswith("equal without seconds"), explained
+
+
+def test_the_sweep_aborts_uploads_killed_writers_left_on_s3(s3_bucket):
+    """A writer killed mid-upload leaves an incomplete multipart upload (no object, but stored
+    parts); the sweep aborts those older than the grace period, keeps a younger one (it may be a
+    live writer's on another machine), and leaves Lance's committed versions readable."""
+    from storage import uris
+    from storage.sweep import UPLOAD_GRACE, sweep_store
+
+    root = s3_bucket + "/swept"
+    table = LanceTable(root, EMB)
+    table.upsert([{"key": "a", "id": "a", "speaker": "s", "vector": [1.0, 0.0, 0.0, 0.0]}])
+    client = uris.s3_client()
+    upload = client.create_multipart_upload(Bucket="emostore", Key="store/swept/media/frames/ab/abc.jpg")
+    client.upload_part(Bucket="emostore", Key="store/swept/media/frames/ab/abc.jpg", PartNumber=1,
+                       UploadId=upload["UploadId"], Body=b"x" * 1024)
+    elsewhere = client.create_multipart_upload(Bucket="emostore", Key="other/file.bin")
+
+    def pending(prefix: str) -> list[str]:
+        return [u["UploadId"] for u in client.list_multipart_uploads(Bucket="emostore", Prefix=prefix).get("Uploads", [])]
+
+    # moto reports a fixed initiation time for every upload, so the clock is set relative to it
+    started = client.list_multipart_uploads(Bucket="emostore", Prefix="store/swept/")["Uploads"][0]["Initiated"]
+    from storage.sweep import sweep_object_store
+
+    assert sweep_object_store(root, lance=True, now=started + UPLOAD_GRACE / 2) == []  # a live writer's, perhaps
+    assert pending("store/swept/") == [upload["UploadId"]]
+    removed = sweep_object_store(root, lance=True, now=started + UPLOAD_GRACE * 2)
+    assert removed == [f"s3://emostore/store/swept/media/frames/ab/abc.jpg (upload {upload['UploadId']})"]
+    assert sweep_store(root, lance=True) == []  # the store's own entry point: nothing left
+    assert pending("store/swept/") == [] and pending("other/") == [elsewhere["UploadId"]]  # only the store's
+    assert table.count() == 1
