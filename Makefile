@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # torch in a step of its own so that its downloaded wheels are freed before the rest arrive.
 PIP    := $(BIN)/python -m pip --no-cache-dir
 
-.PHONY: demo test env lock ui clean
+.PHONY: demo test env lock ui clean servers
 
 env: $(STAMP)
 
@@ -25,8 +25,14 @@ $(STAMP): requirements.lock pyproject.toml
 demo: env
 	$(BIN)/emostore demo
 
-test: env
+test: env servers
 	$(BIN)/python -m pytest -q
+
+# The servers the suite starts on 127.0.0.1 (Redis for Celery, PostgreSQL for the Dagster
+# instance): installed from Debian's packages when missing and this runs as root; elsewhere the
+# tests that need them skip, saying why.
+servers:
+	@tests/install_servers.sh
 
 ui: env
 	$(BIN)/emostore ui

@@ -9,6 +9,7 @@ from assets.partitions import with_shards
 from assets.sources import source_assets, with_sources
 from assets.versioning import with_upstream_fingerprints
 from corpora import registry
+from pipelines.execution import with_jobs
 from pipelines.resources import build_resources
 from pipelines.settings import Settings, load_settings
 
@@ -25,10 +26,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         dg.Definitions(
             assets=source_assets(registry.names()),  # corpus roots as observed sources (MELD's splits: its own)
             resources=resources,
-            executor=dg.multiprocess_executor.configured({"max_concurrent": 2}),
         ),
     ), settings.store.shards, settings.store.item_shards)  # [store] shards and item_shards cut them
-    return with_upstream_fingerprints(with_sources(merged), resources)
+    # one job per partitions definition, with the executor and step retries of [dagster]
+    return with_jobs(with_upstream_fingerprints(with_sources(merged), resources), settings.dagster)
 
 
 @dg.definitions

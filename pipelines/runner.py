@@ -29,6 +29,7 @@ from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, Wor
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES, RunsFilter
 
 from storage import shards as sharding
+from pipelines.execution import execute
 from pipelines.planner import PlannedRun, Target, plan, upstream
 from pipelines.settings import CONFIG_ENV, Settings
 from storage import uris
@@ -43,6 +44,9 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     template = DAGSTER_YAML.read_text()
+    if settings.dagster.storage:  # several machines share one instance: runs, events and schedules in PostgreSQL
+        template += ("\n# [dagster] storage: the instance's storage on PostgreSQL\nstorage:\n  postgres:\n"
+                     f"    postgres_url: {json.dumps(settings.dagster.storage)}\n")
     if not target.is_file() or target.read_text() != template:
         target.write_text(template)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -533,7 +537,6 @@ def run(
     the event log records it): Dagster then leaves the process's signal handlers alone, so
     `stop_on_signals` can stop a step mid-way."""
     graph = _graph(defs)
-    assets_defs = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)]
     resources = defs.resources or {}
     outcomes = _Outcomes(work, progress)
     for planned in plan(graph, work, one_run_per_target):
@@ -544,16 +547,8 @@ def run(
         steps = _StepProgress(instance, graph, planned, outcomes.number, len(work), progress)
         tags = {**run_tags(), RUN_PLAN_TAG: steps.token}
         result = _in_worker_thread(
-            dg.materialize,
-            assets_defs,
-            selection=planned.keys,
-            partition_key=planned.partition,
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-            tags=tags,
-            run_config=DEBUG_CONSOLE if debug else QUIET_CONSOLE,
-            on_wait=steps.poll,
+            execute, defs, instance, planned.keys, planned.partition, planned.partitions_def, tags,
+            DEBUG_CONSOLE if debug else QUIET_CONSOLE, on_wait=steps.poll,
         )
         steps.poll(final=True)
         outcomes.record(todo, result, steps, resources)

@@ -74,10 +74,21 @@ class DemoSettings(BaseModel, extra="forbid"):
     seed: int = Field(default=0, description="Random seed; the same seed writes byte-identical corpora.")
 
 
+EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
+
+
 class DagsterSettings(BaseModel, extra="forbid"):
-    """`[dagster]`: where Dagster keeps its own state."""
+    """`[dagster]`: where Dagster keeps its own state, and how runs execute their steps."""
 
     home: str = Field(default="", description="DAGSTER_HOME; default: `<store>.dagster` beside a local store, `~/.emostore/dagster/<hash>` for a remote one.")
+    storage: str = Field(default="", description="The Dagster instance's run, event and schedule storage: `postgresql://user:password@host:5432/db` for several machines; empty: SQLite in DAGSTER_HOME (one machine).")
+    executor: str = Field(default="in_process", description="How a run executes its steps: `in_process` (the CLI's own process), `multiprocess` (a process per step on this machine), `celery` (steps as tasks for `emostore worker` processes on any machine), `k8s` (a Kubernetes job per step, `[dagster] k8s`).")
+    max_concurrent: int = Field(default=2, ge=1, description="`multiprocess`: steps at a time on this machine.")
+    celery_broker: str = Field(default="", description="`celery`: the broker URL, e.g. `redis://host:6379/0`.")
+    celery_backend: str = Field(default="", description="`celery`: the result backend URL; default: the broker.")
+    k8s: dict[str, Any] = Field(default_factory=dict, description="`k8s`: the config of dagster-k8s's `k8s_job_executor` (job_namespace, image_pull_policy, env_vars, resources, ...).")
+    step_retries: int = Field(default=0, ge=0, le=10, description="Times a failed step (one asset of one shard) is retried, with `retry_delay_seconds` between (Dagster's op RetryPolicy; the event log shows each retry).")
+    retry_delay_seconds: float = Field(default=10.0, ge=0.0, description="Seconds before a failed step's retry.")
 
 
 class CorpusSettings(BaseModel, extra="forbid"):
@@ -193,6 +204,7 @@ def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Setti
         sharding.check_counts(values["store"].shards, MELD_SPLITS)
     except ValueError as exc:
         raise ConfigError(f"{where}: [store] shards: {exc}") from None
+    _check_dagster(values["dagster"], where)
 
     corpora: dict[str, str] = {}
     for name, table in _table(raw, "corpora", where).items():
@@ -233,6 +245,15 @@ def parse_settings(raw: dict[str, Any], *, source: str, base_dir: Path) -> Setti
         encoders=encoders,
         **values,
     )
+
+
+def _check_dagster(dagster: DagsterSettings, where: str) -> None:
+    if dagster.executor not in EXECUTORS:
+        raise ConfigError(f"{where}: [dagster] executor = {dagster.executor!r}; known: {', '.join(EXECUTORS)}")
+    if dagster.executor == "celery" and not dagster.celery_broker:
+        raise ConfigError(f"{where}: [dagster] executor = \"celery\" needs celery_broker (e.g. redis://host:6379/0)")
+    if dagster.storage and not dagster.storage.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{where}: [dagster] storage = {dagster.storage!r}: a postgresql:// URL, or empty for SQLite")
 
 
 def _table(raw: dict[str, Any], name: str, where: str) -> dict[str, Any]:
