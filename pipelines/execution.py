@@ -93,7 +93,12 @@ def execute(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[d
     if job.executor_def is dg.in_process_executor:
         return job.execute_in_process(instance=instance, partition_key=partition, asset_selection=list(keys),
                                       raise_on_error=False, tags=tags, run_config=run_config)
+    import warnings
+
     from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    # dagster-celery registers its task again for every run it submits; Celery warns each time
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
 
     # the step processes (or workers) load the same code location: pipelines.definitions, with
     # the config the CLI exported ($EMOSTORE_CONFIG) and the same DAGSTER_HOME

@@ -45,8 +45,10 @@ def prepare_dagster_home(settings: Settings) -> Path:
     target = home / "dagster.yaml"
     template = DAGSTER_YAML.read_text()
     if settings.dagster.storage:  # several machines share one instance: runs, events and schedules in PostgreSQL
+        url = settings.dagster.storage.replace("postgres://", "postgresql://", 1)
+        url = url.replace("postgresql://", "postgresql+psycopg2://", 1)  # the driver dagster-postgres ships with
         template += ("\n# [dagster] storage: the instance's storage on PostgreSQL\nstorage:\n  postgres:\n"
-                     f"    postgres_url: {json.dumps(settings.dagster.storage)}\n")
+                     f"    postgres_url: {json.dumps(url)}\n")
     if not target.is_file() or target.read_text() != template:
         target.write_text(template)
     os.environ["DAGSTER_HOME"] = str(home)

@@ -86,6 +86,8 @@ class TableSchema:
         Missing or extra columns, non-castable values, nulls in non-nullable columns and unknown
         statuses raise SchemaError naming the table and the column.
         """
+        if isinstance(data, (list, tuple)) and not data:
+            return self.schema.empty_table()  # no rows (an empty shard): nothing to name a column
         table = _to_arrow(data)
         have, want = set(table.column_names), set(self.schema.names)
         if missing := [n for n in self.schema.names if n not in have]:
