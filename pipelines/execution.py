@@ -25,6 +25,17 @@ from typing import Any
 import dagster as dg
 
 JOB_PREFIX = "emostore_"
+DISTRIBUTED = ("celery", "k8s")  # executors whose steps run elsewhere: several planned runs go at once
+RUNS_IN_FLIGHT = "emostore/runs_in_flight"
+
+
+def runs_in_flight(defs: dg.Definitions) -> int:
+    """How many planned runs `runner.run` keeps going at once (1 unless the executor is distributed)."""
+    for job in defs.jobs or []:
+        if getattr(job, "name", "").startswith(JOB_PREFIX):
+            value = (getattr(job, "metadata", None) or {}).get(RUNS_IN_FLIGHT, 1)
+            return int(getattr(value, "value", value))
+    return 1
 
 
 def executor_for(dagster_settings, *, for_ui: bool = False) -> dg.ExecutorDefinition:
@@ -70,12 +81,64 @@ def with_jobs(defs: dg.Definitions, dagster_settings) -> dg.Definitions:
         if node.is_materializable:
             groups.setdefault(job_name(node.partitions_def), (node.partitions_def, []))[1].append(key)
     executor, policy = executor_for(dagster_settings), retry_policy(dagster_settings)
+    in_flight = dagster_settings.runs_in_flight if dagster_settings.executor in DISTRIBUTED else 1
     jobs = [dg.define_asset_job(name, selection=dg.AssetSelection.assets(*keys), partitions_def=pdef,
-                                executor_def=executor, op_retry_policy=policy)
+                                executor_def=executor, op_retry_policy=policy, metadata={RUNS_IN_FLIGHT: in_flight})
             for name, (pdef, keys) in groups.items()]
     return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=[*(defs.jobs or []), *jobs],
                           schedules=defs.schedules, sensors=defs.sensors, resources=defs.resources,
                           executor=executor_for(dagster_settings, for_ui=True), loggers=defs.loggers)
+
+
+def execute_in_child(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey],
+                     partition: str | None, partitions_def, tags: dict[str, str], run_config: dict[str, Any]):
+    """Like `execute`, in a process of its own (Dagster's run setup configures Python logging and
+    is not safe in two threads at once): several planned runs go at once this way. Returns what
+    the run's event log says, as `execute`'s result would (`RunEvents`)."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(
+        target=_execute_here, args=(sorted(k.to_user_string() for k in keys), partition, partitions_def, tags, run_config),
+        name="emostore-run", daemon=True)
+    process.start()
+    process.join()
+    return RunEvents(instance, tags, process.exitcode)
+
+
+def _execute_here(keys: list[str], partition, partitions_def, tags, run_config) -> None:
+    """A spawned run process: the same code location, config and instance as its parent."""
+    from pipelines.definitions import defs as load
+
+    defs = load()
+    with dg.DagsterInstance.get() as instance:
+        execute(defs, instance, [dg.AssetKey.from_user_string(k) for k in keys], partition, partitions_def, tags, run_config)
+
+
+class RunEvents:
+    """A run's outcome read back from the event log (the run found by its tags), with the calls
+    `runner` makes of an execution result."""
+
+    def __init__(self, instance: dg.DagsterInstance, tags: dict[str, str], exitcode: int | None):
+        from dagster._core.storage.dagster_run import RunsFilter
+
+        found = instance.get_run_records(filters=RunsFilter(tags=tags), limit=1)
+        self.exitcode = exitcode
+        self.events = [e.dagster_event for e in instance.all_logs(found[0].dagster_run.run_id)
+                       if e.dagster_event is not None] if found else []
+
+    def get_asset_materialization_events(self):
+        return [e for e in self.events if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+
+    def get_step_failure_events(self):
+        return [e for e in self.events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+
+    def get_run_failure_event(self):
+        failures = [e for e in self.events if e.event_type == dg.DagsterEventType.RUN_FAILURE]
+        if failures or not self.exitcode:
+            return failures[0] if failures else None
+        import types
+
+        return types.SimpleNamespace(message=f"the run's process exited with code {self.exitcode}")
 
 
 def execute(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey],

@@ -29,7 +29,7 @@ from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, Wor
 from dagster._core.storage.dagster_run import FINISHED_STATUSES, IN_PROGRESS_RUN_STATUSES, RunsFilter
 
 from storage import shards as sharding
-from pipelines.execution import execute
+from pipelines.execution import execute, execute_in_child, runs_in_flight
 from pipelines.planner import PlannedRun, Target, plan, upstream
 from pipelines.settings import CONFIG_ENV, Settings
 from storage import uris
@@ -537,24 +537,47 @@ def run(
 
     Each run executes in a worker thread while the main thread waits (and reports each step as
     the event log records it): Dagster then leaves the process's signal handlers alone, so
-    `stop_on_signals` can stop a step mid-way."""
+    `stop_on_signals` can stop a step mid-way. With a distributed executor (celery, k8s) up to
+    `[dagster] runs_in_flight` runs go at once, each once the runs holding its upstream are done."""
     graph = _graph(defs)
     resources = defs.resources or {}
     outcomes = _Outcomes(work, progress)
-    for planned in plan(graph, work, one_run_per_target):
-        todo = outcomes.runnable(graph, planned.targets)
-        if not todo:
-            continue
-        planned = PlannedRun(planned.partition, planned.partitions_def, todo)
-        steps = _StepProgress(instance, graph, planned, outcomes.number, len(work), progress)
-        tags = {**run_tags(), RUN_PLAN_TAG: steps.token}
-        result = _in_worker_thread(
-            execute, defs, instance, planned.keys, planned.partition, planned.partitions_def, tags,
-            DEBUG_CONSOLE if debug else QUIET_CONSOLE, on_wait=steps.poll,
-        )
-        steps.poll(final=True)
-        outcomes.record(todo, result, steps, resources)
+    planned_runs = plan(graph, work, one_run_per_target)
+    after = _run_dependencies(graph, planned_runs, set(work))
+    in_flight, config = runs_in_flight(defs), DEBUG_CONSOLE if debug else QUIET_CONSOLE
+    pending, active, finished = list(range(len(planned_runs))), {}, set()
+    while pending or active:
+        for i in [i for i in pending if after[i] <= finished][: max(0, in_flight - len(active))]:
+            pending.remove(i)
+            todo = outcomes.runnable(graph, planned_runs[i].targets)
+            if not todo:
+                finished.add(i)
+                continue
+            planned = PlannedRun(planned_runs[i].partition, planned_runs[i].partitions_def, todo)
+            steps = _StepProgress(instance, graph, planned, outcomes.number, len(work), progress)
+            tags = {**run_tags(), RUN_PLAN_TAG: steps.token}
+            how = execute if in_flight == 1 else execute_in_child
+            active[i] = (steps, todo, _in_background(how, defs, instance, planned.keys, planned.partition,
+                                                     planned.partitions_def, tags, config))
+        for i, (steps, todo, (thread, box)) in list(active.items()):
+            thread.join(0.2 / len(active))  # short waits: the main thread handles signals between them
+            if thread.is_alive():
+                steps.poll()
+                continue
+            del active[i]
+            finished.add(i)
+            if "error" in box:
+                raise box["error"]  # type: ignore[misc]
+            steps.poll(final=True)
+            outcomes.record(todo, box["value"], steps, resources)
     return [(t, *outcomes.outcome[t]) for t in work]
+
+
+def _run_dependencies(graph, runs: list[PlannedRun], wanted: set[Target]) -> list[set[int]]:
+    """For each planned run, the earlier runs holding a target it reads (it starts after them)."""
+    where = {t: i for i, r in enumerate(runs) for t in r.targets}
+    return [{where[u] for t in r.targets for u in upstream(graph, t, wanted) if u in where and where[u] != i}
+            for i, r in enumerate(runs)]
 
 
 class _Outcomes:
@@ -668,24 +691,19 @@ class _StepProgress:
                     self.reported.add(target)
 
 
-def _in_worker_thread(fn, *args, on_wait: Callable[[], None] | None = None, **kwargs):
-    outcome: dict[str, object] = {}
+def _in_background(fn, *args) -> tuple[threading.Thread, dict[str, object]]:
+    """`fn(*args)` in a daemon thread; the box gets its "value" or its "error"."""
+    box: dict[str, object] = {}
 
     def work():
         try:
-            outcome["value"] = fn(*args, **kwargs)
+            box["value"] = fn(*args)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-            outcome["error"] = exc
+            box["error"] = exc
 
     thread = threading.Thread(target=work, name="emostore-run", daemon=True)
     thread.start()
-    while thread.is_alive():
-        thread.join(0.2)  # short waits: the main thread handles signals between them
-        if on_wait is not None and thread.is_alive():
-            on_wait()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]
+    return thread, box
 
 
 STORAGE_ERRORS = ("No space left on device", "Errno 28", "Read-only file system", "Errno 30", "Disk quota exceeded")

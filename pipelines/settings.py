@@ -87,6 +87,7 @@ class DagsterSettings(BaseModel, extra="forbid"):
     celery_broker: str = Field(default="", description="`celery`: the broker URL, e.g. `redis://host:6379/0`.")
     celery_backend: str = Field(default="", description="`celery`: the result backend URL; default: the broker.")
     k8s: dict[str, Any] = Field(default_factory=dict, description="`k8s`: the config of dagster-k8s's `k8s_job_executor` (job_namespace, image_pull_policy, env_vars, resources, ...).")
+    runs_in_flight: int = Field(default=4, ge=1, le=64, description="`celery`, `k8s`: planned runs (shards) submitted at once by `materialize`/`update`; their steps queue for the workers.")
     step_retries: int = Field(default=0, ge=0, le=10, description="Times a failed step (one asset of one shard) is retried, with `retry_delay_seconds` between (Dagster's op RetryPolicy; the event log shows each retry).")
     retry_delay_seconds: float = Field(default=10.0, ge=0.0, description="Seconds before a failed step's retry.")
 
