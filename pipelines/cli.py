@@ -151,35 +151,6 @@ def ui(
     raise typer.Exit(0 if stopping or code in (0, -signal.SIGTERM, -signal.SIGINT, None) else code)
 
 
-@app.command()
-def worker(
-    concurrency: Annotated[int, typer.Option(help="Steps this worker executes at a time.")] = 1,
-    name: Annotated[Optional[str], typer.Option(help="Worker name (default: a random one) @ this host.")] = None,
-) -> None:
-    """A Celery worker for `[dagster] executor = "celery"`: it takes steps from `celery_broker` and
-    executes them against the same store, config and Dagster instance; start one or more per
-    machine. Ctrl-C stops it after the steps it holds."""
-    settings = _settings()
-    if settings.dagster.executor != "celery":
-        _fail(f"{settings.source}: [dagster] executor is {settings.dagster.executor!r}; a worker serves "
-              "executor = \"celery\" (with celery_broker)")
-    import json
-
-    from pipelines.runner import prepare_dagster_home
-
-    home = prepare_dagster_home(settings)  # exports DAGSTER_HOME and EMOSTORE_CONFIG to the worker
-    broker = settings.dagster.celery_broker
-    config = home / "celery_worker.yaml"
-    config.write_text("execution:\n  config:\n"
-                      f"    broker: {json.dumps(broker)}\n    backend: {json.dumps(settings.dagster.celery_backend or broker)}\n")
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    from dagster_celery.cli import worker_start_command
-
-    typer.echo(f"config: {settings.source}\nstore: {settings.store.root}\nbroker: {broker}\nDAGSTER_HOME: {home}")
-    args = ["-A", "dagster_celery.app", "-y", str(config), "--loglevel", "INFO"] + (["-n", name] if name else [])
-    worker_start_command.main([*args, "--", f"--concurrency={concurrency}"], standalone_mode=False)
-
-
 def stop_process_group(process: subprocess.Popen, grace: float = 15.0) -> int | None:
     """SIGTERM the whole group, wait, then SIGKILL whatever of it (or its descendants) is left."""
     import psutil
@@ -574,6 +545,35 @@ def review_faces(
 
 
 # -- demo --------------------------------------------------------------------------------------
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Steps this worker executes at a time.")] = 1,
+    name: Annotated[Optional[str], typer.Option(help="Worker name (default: a random one) @ this host.")] = None,
+) -> None:
+    """A Celery worker for the celery executor (dagster section: executor = "celery"): it takes
+    steps from celery_broker and executes them against the same store, config and Dagster
+    instance; start one or more per machine. Ctrl-C stops it after the steps it holds."""
+    settings = _settings()
+    if settings.dagster.executor != "celery":
+        _fail(f"{settings.source}: [dagster] executor is {settings.dagster.executor!r}; a worker serves "
+              "executor = \"celery\" (with celery_broker)")
+    import json
+
+    from pipelines.runner import prepare_dagster_home
+
+    home = prepare_dagster_home(settings)  # exports DAGSTER_HOME and EMOSTORE_CONFIG to the worker
+    broker = settings.dagster.celery_broker
+    config = home / "celery_worker.yaml"
+    config.write_text("execution:\n  config:\n"
+                      f"    broker: {json.dumps(broker)}\n    backend: {json.dumps(settings.dagster.celery_backend or broker)}\n")
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    from dagster_celery.cli import worker_start_command
+
+    typer.echo(f"config: {settings.source}\nstore: {settings.store.root}\nbroker: {broker}\nDAGSTER_HOME: {home}")
+    args = ["-A", "dagster_celery.app", "-y", str(config), "--loglevel", "INFO"] + (["-n", name] if name else [])
+    worker_start_command.main([*args, "--", f"--concurrency={concurrency}"], standalone_mode=False)
+
+
 @app.command()
 def demo(
     seed: Annotated[Optional[int], typer.Option(help="Seed for the demo corpora (default from [demo]).")] = None,

@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 
 JOB_PREFIX = "emostore_"
+CODE_LOCATION = "pipelines.definitions"  # the module step processes, workers and run processes load
 DISTRIBUTED = ("celery", "k8s")  # executors whose steps run elsewhere: several planned runs go at once
 RUNS_IN_FLIGHT = "emostore/runs_in_flight"
 
@@ -106,10 +107,11 @@ def execute_in_child(defs: dg.Definitions, instance: dg.DagsterInstance, keys: I
 
 
 def _execute_here(keys: list[str], partition, partitions_def, tags, run_config) -> None:
-    """A spawned run process: the same code location, config and instance as its parent."""
-    from pipelines.definitions import defs as load
+    """A spawned run process: the same code location, config and instance as its parent (the
+    code location loaded by its module name, as Dagster's step processes load it)."""
+    import importlib
 
-    defs = load()
+    defs = importlib.import_module(CODE_LOCATION).defs()
     with dg.DagsterInstance.get() as instance:
         execute(defs, instance, [dg.AssetKey.from_user_string(k) for k in keys], partition, partitions_def, tags, run_config)
 
@@ -165,7 +167,7 @@ def execute(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[d
 
     # the step processes (or workers) load the same code location: pipelines.definitions, with
     # the config the CLI exported ($EMOSTORE_CONFIG) and the same DAGSTER_HOME
-    job = ReconstructableRepository.for_module("pipelines.definitions", "defs").get_reconstructable_job(name)
+    job = ReconstructableRepository.for_module(CODE_LOCATION, "defs").get_reconstructable_job(name)
     partition_tags = {"dagster/partition": partition} if partition else {}
     return dg.execute_job(job.get_subset(asset_selection=keys), instance=instance, tags={**tags, **partition_tags},
                           run_config=run_config, raise_on_error=False)
