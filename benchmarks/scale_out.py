@@ -1,7 +1,7 @@
 """Scale-out figures: the same workload on a local store and on an S3 API server, and the
 feature pipeline's throughput per shard size.
 
-Usage: nice -n 10 .venv/bin/python benchmarks/scale_out.py [--clips 240] [--sizes 240 120 60 30] [--work DIR]
+Usage: nice -n 10 .venv/bin/python benchmarks/scale_out.py [--clips 240] [--sizes 240 120 60 30] [--work DIR] [--reuse]
 
 1. Store: the demo MELD corpus (`emostore demo-corpus`), every asset including the training
    grid (one model, one seed, 3 epochs; dev in two shards; no unimodal corpora, so no stage-2
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=240)
     parser.add_argument("--sizes", type=int, nargs="+", default=[240, 120, 60, 30])
     parser.add_argument("--work", type=Path, default=Path("/tmp/emostore-scale-out"))
+    parser.add_argument("--reuse", action="store_true", help="take the store figures from an earlier run's store-*.json")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -105,14 +106,19 @@ def main() -> None:
     demo = args.work / "demo-corpus"
     if not (demo / "meld" / ".complete").is_file():
         subprocess.run([sys.executable, "-m", "pipelines.cli", "demo-corpus", str(demo)], cwd=REPO, check=True)
-    results["store"]["local"] = child(demo / "meld", args.work / "store-local", {"config": PIPELINE, "selection": None})
-    server, env = moto_server(args.work)
-    try:
-        results["store"]["s3"] = child(demo / "meld", args.work / "store-s3",
-                                       {"config": PIPELINE, "selection": None, "store_root": "s3://bench/store"}, env)
-    finally:
-        server.terminate()
-        server.wait(10)
+    reuse = args.reuse and all((args.work / f"store-{n}.json").is_file() for n in ("local", "s3"))
+    if reuse:  # measured by an earlier run
+        for name in ("local", "s3"):
+            results["store"][name] = json.loads((args.work / f"store-{name}.json").read_text())
+    else:
+        results["store"]["local"] = child(demo / "meld", args.work / "store-local", {"config": PIPELINE, "selection": None})
+        server, env = moto_server(args.work)
+        try:
+            results["store"]["s3"] = child(demo / "meld", args.work / "store-s3",
+                                           {"config": PIPELINE, "selection": None, "store_root": "s3://bench/store"}, env)
+        finally:
+            server.terminate()
+            server.wait(10)
     local, s3 = results["store"]["local"], results["store"]["s3"]
     results["store"]["s3_to_local_wall"] = round(s3["wall_seconds"] / local["wall_seconds"], 3)
     print(f"store: local {local['wall_seconds']} s, S3 (moto) {s3['wall_seconds']} s wall "

@@ -27,14 +27,14 @@ def _config(path: Path, store: Path, meld: Path, dagster: str) -> Path:
     return path
 
 
-def _run(config: Path, selection: str = SELECTION):
+def _run(config: Path, selection: str = SELECTION, partitions=("dev",)):
     from pipelines.definitions import build_definitions
     from pipelines.runner import instance_for, update
     from pipelines.settings import load_settings
 
     settings = load_settings(config)
     defs, instance = build_definitions(settings), instance_for(settings)
-    return update(defs, instance, selection, partitions=["dev"]), instance, settings
+    return update(defs, instance, selection, partitions=list(partitions)), instance, settings
 
 
 def _tables(root: str) -> dict:
@@ -97,10 +97,10 @@ def test_a_process_per_step_writes_what_the_cli_process_writes(tmp_path, demo_me
     multi = _config(tmp_path / "multi" / "emostore.toml", tmp_path / "multi" / "store", demo_meld_root,
                     'executor = "multiprocess"\nmax_concurrent = 2')
     for config in (inline, multi):
-        waves, instance, _ = _run(config, "key:meld_utterances")
-        assert [ok for wave in waves for _, ok, _ in wave] == [True] * 4
+        waves, instance, _ = _run(config, "key:meld_utterances", ["dev-0of4", "dev-1of4"])
+        assert [ok for wave in waves for _, ok, _ in wave] == [True] * 2
     runs = [r for r in instance.get_runs() if r.job_name.startswith("emostore_")]
-    assert len(runs) == 4  # the multiprocess store's: one per shard
+    assert len(runs) == 2  # the multiprocess store's: one per shard
     for run in runs:
         started = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_WORKER_STARTED).records
         assert [r.event_log_entry.dagster_event.message for r in started] == [
