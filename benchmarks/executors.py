@@ -66,6 +66,7 @@ def measure(work: Path, meld: Path, store_config: str, dagster: str, selection: 
             with stop_on_signals(instance):
                 waves = update(defs, instance, selection, progress, partitions=partitions)
             wall = time.perf_counter() - start
+            runs = len([r for r in instance.get_runs() if r.job_name.startswith("emostore_")])
         finally:
             for proc in procs:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -73,7 +74,6 @@ def measure(work: Path, meld: Path, store_config: str, dagster: str, selection: 
     failed = [str(t) for wave in waves for t, ok, _ in wave if not ok]
     if failed:
         sys.exit(f"{work.name}: failed {failed}")
-    runs = len([r for r in instance.get_runs() if r.job_name.startswith("emostore_")])
     return {"wall_seconds": round(wall, 2), "runs": runs, "steps": len(steps),
             "step_seconds": round(sum(steps.values()), 2)}
 
