@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from assets.specs import map_specs
 from storage import shards as sharding
 
 MELD_SPLITS = ("train", "dev", "test")
@@ -69,7 +70,4 @@ def with_shards(defs: dg.Definitions, counts: Mapping[str, int], item_shards: in
             return spec.replace_attributes(partitions_def=items)
         return spec
 
-    mapped = [a.map_asset_specs(cut) if isinstance(a, dg.AssetsDefinition) and not a.is_observable else a
-              for a in defs.assets or []]
-    return dg.Definitions(assets=mapped, asset_checks=defs.asset_checks, jobs=defs.jobs, schedules=defs.schedules,
-                          sensors=defs.sensors, resources=defs.resources, executor=defs.executor, loggers=defs.loggers)
+    return map_specs(defs, cut, observable=False)

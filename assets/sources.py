@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.partitions import meld_splits, to_splits
+from assets.specs import map_specs
 from storage import uris
 
 SUFFIX = "_files"
@@ -155,10 +156,7 @@ def with_sources(defs: dg.Definitions) -> dg.Definitions:
             mapping = to_splits(spec.partitions_def)  # each shard reads its split's files
         return spec.replace_attributes(deps=[*spec.deps, dg.AssetDep(source, partition_mapping=mapping)])
 
-    mapped = [a.map_asset_specs(linked) if isinstance(a, dg.AssetsDefinition) and not a.is_observable else a
-              for a in defs.assets or []]
-    return dg.Definitions(assets=mapped, asset_checks=defs.asset_checks, jobs=defs.jobs, schedules=defs.schedules,
-                          sensors=defs.sensors, resources=defs.resources, executor=defs.executor, loggers=defs.loggers)
+    return map_specs(defs, linked, observable=False)
 
 
 def observe_sources(defs: dg.Definitions, instance: dg.DagsterInstance, keys=None) -> None:

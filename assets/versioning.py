@@ -15,6 +15,8 @@ from typing import Any
 
 import dagster as dg
 
+from assets.specs import map_specs
+
 
 def _fingerprint(resource: Any, asset: str) -> str | None:
     """The part of a resource's fingerprint that `asset` depends on (None: no part of it).
@@ -58,17 +60,4 @@ def with_upstream_fingerprints(defs: dg.Definitions, resources: Mapping[str, Any
         version = f"{spec.code_version or '0'};{suffix}" if suffix else spec.code_version
         return spec.replace_attributes(code_version=version)
 
-    mapped = [
-        a.map_asset_specs(versioned) if isinstance(a, dg.AssetsDefinition) else a
-        for a in defs.assets or []
-    ]
-    return dg.Definitions(
-        assets=mapped,
-        asset_checks=defs.asset_checks,
-        jobs=defs.jobs,
-        schedules=defs.schedules,
-        sensors=defs.sensors,
-        resources=defs.resources,
-        executor=defs.executor,
-        loggers=defs.loggers,
-    )
+    return map_specs(defs, versioned)

@@ -24,6 +24,8 @@ from typing import Any
 
 import dagster as dg
 
+from assets.specs import rebuilt
+
 JOB_PREFIX = "emostore_"
 CODE_LOCATION = "pipelines.definitions"  # the module step processes, workers and run processes load
 DISTRIBUTED = ("celery", "k8s")  # executors whose steps run elsewhere: several planned runs go at once
@@ -86,9 +88,7 @@ def with_jobs(defs: dg.Definitions, dagster_settings) -> dg.Definitions:
     jobs = [dg.define_asset_job(name, selection=dg.AssetSelection.assets(*keys), partitions_def=pdef,
                                 executor_def=executor, op_retry_policy=policy, metadata={RUNS_IN_FLIGHT: in_flight})
             for name, (pdef, keys) in groups.items()]
-    return dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks, jobs=[*(defs.jobs or []), *jobs],
-                          schedules=defs.schedules, sensors=defs.sensors, resources=defs.resources,
-                          executor=executor_for(dagster_settings, for_ui=True), loggers=defs.loggers)
+    return rebuilt(defs, jobs=[*(defs.jobs or []), *jobs], executor=executor_for(dagster_settings, for_ui=True))
 
 
 def execute_in_child(defs: dg.Definitions, instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey],

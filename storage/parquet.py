@@ -101,23 +101,28 @@ class ParquetTable:
                 continue
             value = info.base_name[len(prefix):]
             inside = self._list(info.path)
-            if any(_VERSION_FILE.match(i.base_name) for i in inside):
+            if self._holds_version(inside):
                 found.append(value)
             found += [f"{value}-{i.base_name[len('shard='):]}" for i in inside
                       if i.type.name == "Directory" and i.base_name.startswith("shard=")
-                      and self._list(i.path)]
+                      and self._holds_version(self._list(i.path))]
         return sorted(found)
 
-    def parts_of(self, partition: str) -> list[str]:
-        """The stored partitions that make up `partition`: itself, or for a split that is cut into
-        shards, its shards (by the layout the table was opened with, else the newest one stored)."""
+    @staticmethod
+    def _holds_version(listing) -> bool:
+        return any(_VERSION_FILE.match(i.base_name) for i in listing)
+
+    def parts_of(self, partition: str, stored: list[str] | None = None) -> list[str]:
+        """The partitions that make up `partition`: itself, or for a split that is cut into shards,
+        its shards (by the layout the table was opened with, else the newest one among `stored`,
+        default `partitions()`)."""
         shard = self._shard(partition)
         if shard.sharded or self.schema.partition_by != "split":
             return [partition]
         if self.shards is not None:
             return sharding.keys([partition], self.shards)
         layouts: dict[int, list[str]] = {}
-        for key in self.partitions():
+        for key in self.partitions() if stored is None else stored:
             part = sharding.parse(key)
             if part.split == partition:
                 layouts.setdefault(part.count, []).append(key)
@@ -264,13 +269,15 @@ class ParquetTable:
         if self.schema.partition_by is not None and partition is None:
             if version is not None:
                 raise SchemaError("a version number needs a partition for a partitioned table")
-            wholes = dict.fromkeys(self._shard(p).split for p in self.partitions())
-            parts = [self.read_arrow(p) for w in wholes for p in self.parts_of(w) if self.latest(p)]
+            stored = self.partitions()
+            wholes = dict.fromkeys(self._shard(p).split for p in stored)
+            parts = [self.read_arrow(p) for w in wholes for p in self.parts_of(w, stored) if p in stored]
             return pa.concat_tables(parts) if parts else self.schema.schema.empty_table()
         if (parts := self.parts_of(partition)) != [partition]:
             if version is not None:
                 raise SchemaError(f"{partition} is cut into shards: a version number needs one of them")
-            stored = [p for p in parts if self.latest(p) is not None]
+            held = set(self.partitions())
+            stored = [p for p in parts if p in held]
             if not stored:
                 raise FileNotFoundError(f"{self.schema.name} split {partition} has no stored shard under {self.uri}")
             return pa.concat_tables([self.read_arrow(p) for p in stored])
